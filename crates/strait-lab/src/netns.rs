@@ -1,0 +1,102 @@
+//! Named network namespaces (`ip netns`), removed when dropped.
+
+use nix::sched::{setns, CloneFlags};
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A name no other test or process on this machine is using: the prefix, our
+/// pid and a counter (namespace names are limited only by the filesystem).
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A network namespace under /run/netns, deleted on drop (processes still
+/// inside keep it alive until they exit, as with `ip netns del`).
+#[derive(Debug)]
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates the namespace with its loopback up, as a runtime does.
+    pub fn new(name: impl Into<String>) -> io::Result<Self> {
+        let name = name.into();
+        run_ok(Command::new("ip").args(["netns", "add", &name]))?;
+        let ns = Netns { name };
+        ns.exec_ok(&["ip", "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    pub fn unique(prefix: &str) -> io::Result<Self> {
+        Self::new(unique_name(prefix))
+    }
+
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/run/netns/{}", self.name))
+    }
+
+    /// A command that will run inside this namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    /// Runs `argv` inside the namespace; output whatever the exit status.
+    pub fn exec(&self, argv: &[&str]) -> io::Result<Output> {
+        let (program, rest) = argv
+            .split_first()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
+        self.command(program).args(rest).output()
+    }
+
+    /// Runs `argv` inside the namespace and fails unless it exits 0.
+    pub fn exec_ok(&self, argv: &[&str]) -> io::Result<String> {
+        let (program, rest) = argv
+            .split_first()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
+        run_ok(self.command(program).args(rest))
+    }
+
+    /// Runs `f` on a fresh thread that has entered this namespace, so sockets
+    /// it opens live here. The caller's thread never changes namespace.
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
+        let file = File::open(self.path())?;
+        std::thread::spawn(move || {
+            setns(&file, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| io::Error::other("thread inside the namespace panicked"))?
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// Runs a command; its stdout on success, stderr in the error otherwise.
+pub fn run_ok(cmd: &mut Command) -> io::Result<String> {
+    let out = cmd.output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "{:?} failed ({}): {}",
+            cmd,
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -1,0 +1,39 @@
+//! `strait bench ...`: benchmarks that compare strait with a named peer in
+//! the same run and write their results into docs/benchmarks.md.
+
+mod cni;
+mod report;
+
+use clap::Subcommand;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum Which {
+    /// CNI ADD/DEL latency and parallel rate: strait-cni vs the reference
+    /// bridge + host-local plugins.
+    Cni {
+        /// Pods per run.
+        #[arg(long, default_value_t = 200)]
+        pods: usize,
+        /// Concurrent plugin processes in the parallel phase.
+        #[arg(long, default_value_t = 16)]
+        parallel: usize,
+        /// Directory holding strait-cni (default: next to strait).
+        #[arg(long)]
+        cni_bin_dir: Option<PathBuf>,
+        /// Write the results into this markdown file (its CNI section).
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
+}
+
+pub fn run(which: Which) -> Result<(), String> {
+    match which {
+        Which::Cni {
+            pods,
+            parallel,
+            cni_bin_dir,
+            write,
+        } => cni::run(pods, parallel, cni_bin_dir, write),
+    }
+}

@@ -145,7 +145,7 @@ fn build(
     crash_point("before-veth");
 
     let alias = names::alias(a.network, a.container_id, a.pod_ifname);
-    link::create_veth(
+    let host_link = link::create_veth(
         host,
         &link::VethSpec {
             host_name: host_ifname,
@@ -166,7 +166,6 @@ fn build(
         }
     })?;
     crash_point("after-veth");
-    let host_link = must_find(host, host_ifname, "the host")?;
     let hairpin = a.mode == Mode::Bridge && a.hairpin;
     link::set_owner(host, host_link.index, host_ifname, &alias, hairpin).map_err(kernel_err)?;
 

@@ -125,8 +125,11 @@ pub struct VethSpec<'a> {
 
 /// Creates a veth pair whose peer is born inside the pod's namespace with
 /// its final name (no rename step, no window where it is visible on the host).
-/// The host end is up, and enslaved when `master` is set.
-pub fn create_veth(nl: &mut Netlink, spec: &VethSpec) -> Result<(), NetlinkError> {
+/// The host end is up, and enslaved when `master` is set. Returns the host
+/// end as read back.
+pub fn create_veth(nl: &mut Netlink, spec: &VethSpec) -> Result<Link, NetlinkError> {
+    // The peer cannot be created up: veth_open fails with ENOTCONN until the
+    // pair is linked, so the caller sets it up afterwards.
     let mut peer = LinkMessage::default();
     peer.attributes
         .push(LinkAttribute::IfName(spec.peer_name.to_owned()));
@@ -147,16 +150,21 @@ pub fn create_veth(nl: &mut Netlink, spec: &VethSpec) -> Result<(), NetlinkError
         LinkInfo::Kind(InfoKind::Veth),
         LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
     ]));
+    let op = || {
+        format!(
+            "create veth {} with peer {} in the pod namespace",
+            spec.host_name, spec.peer_name
+        )
+    };
     nl.execute(
         RouteNetlinkMessage::NewLink(msg),
         NLM_F_CREATE | NLM_F_EXCL,
-        || {
-            format!(
-                "create veth {} with peer {} in the pod namespace",
-                spec.host_name, spec.peer_name
-            )
-        },
-    )
+        op,
+    )?;
+    by_name(nl, spec.host_name)?.ok_or_else(|| NetlinkError {
+        op: op(),
+        source: std::io::Error::other("the new veth is not visible"),
+    })
 }
 
 /// Writes the owner alias on a host veth and, for a bridge port, turns

@@ -8,7 +8,6 @@ pub mod addresses;
 pub mod commands;
 pub mod datapath;
 pub mod delegate;
-pub mod kernel;
 pub mod node_config;
 pub mod protocol;
 

@@ -3,11 +3,11 @@
 
 use crate::addresses;
 use crate::datapath::{self, crash_point, Attachment};
-use crate::kernel::{Netlink, NetnsHandle};
 use crate::node_config::NodeConfig;
 use crate::protocol::{CniEnv, CniError, ErrorCode, NetConf};
 use serde_json::Value;
 use std::path::Path;
+use strait_kernel::{Netlink, NetnsHandle};
 
 const DEFAULT_MTU: u32 = 1500;
 

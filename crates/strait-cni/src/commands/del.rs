@@ -4,8 +4,8 @@
 use super::add::{host_netlink, pod_netlink};
 use crate::addresses;
 use crate::datapath::{self, names};
-use crate::kernel::NetnsHandle;
 use crate::protocol::{CniEnv, CniError, NetConf};
+use strait_kernel::NetnsHandle;
 
 pub fn run(env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<(), CniError> {
     let mut host = host_netlink()?;

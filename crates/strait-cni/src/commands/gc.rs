@@ -6,9 +6,9 @@ use super::add::host_netlink;
 use crate::addresses;
 use crate::datapath::names;
 use crate::delegate;
-use crate::kernel::link;
 use crate::protocol::config::Ipam;
 use crate::protocol::{CniEnv, CniError, Command, NetConf};
+use strait_kernel::link;
 
 pub fn run(env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<(), CniError> {
     let valid = conf

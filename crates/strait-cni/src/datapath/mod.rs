@@ -12,13 +12,13 @@ pub mod verify;
 
 pub use verify::verify;
 
-use crate::kernel::{address, link, route, sysctl, Netlink, NetlinkError, NetnsHandle};
 use crate::protocol::config::Mode;
 use crate::protocol::result::{CniResult, Interface, IpConfig, Route};
 use crate::protocol::CniError;
 use ipnet::IpNet;
 use link::Link;
 use route::RouteSpec;
+use strait_kernel::{address, link, route, sysctl, Netlink, NetlinkError, NetnsHandle};
 
 /// Everything ADD needs to know to build one attachment.
 pub struct Attachment<'a> {

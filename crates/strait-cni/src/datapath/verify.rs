@@ -2,16 +2,16 @@
 //! and name the first thing that drifted.
 
 use super::names;
-use crate::kernel::{address, link, route, Netlink};
 use crate::protocol::config::Mode;
 use crate::protocol::{CniError, CniResult, ErrorCode};
 use ipnet::IpNet;
+use strait_kernel::{address, link, route, Netlink};
 
 fn drift(msg: String) -> CniError {
     CniError::new(ErrorCode::CheckFailed, msg)
 }
 
-fn kernel(e: crate::kernel::NetlinkError) -> CniError {
+fn kernel(e: strait_kernel::NetlinkError) -> CniError {
     CniError::kernel(e.to_string())
 }
 

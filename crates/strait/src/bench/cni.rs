@@ -147,7 +147,7 @@ pub fn run(
 }
 
 fn measure_floors(pods: usize) -> Result<Floors, String> {
-    use strait_cni::kernel::{link, Netlink, NetnsHandle};
+    use strait_kernel::{link, Netlink, NetnsHandle};
     let node = Netns::unique("stbench").map_err(|e| e.to_string())?;
     let pod = Netns::unique("stbp").map_err(|e| e.to_string())?;
     let pod_path = pod.path();

@@ -1,6 +1,6 @@
 //! Routes in the main table.
 
-use super::netlink::{Netlink, NetlinkError};
+use crate::netlink::{Netlink, NetlinkError};
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::route::{

@@ -5,7 +5,7 @@
 //! then returns to its own namespace at once; everything after that drives
 //! the pod from host code through that socket (the idea netavark uses).
 
-use super::netlink::Netlink;
+use crate::netlink::Netlink;
 use nix::sched::{setns, CloneFlags};
 use std::fs::File;
 use std::io;

@@ -1,6 +1,6 @@
 //! Links: the pod bridge, veth pairs, and the reads CHECK and GC need.
 
-use super::netlink::{Netlink, NetlinkError};
+use crate::netlink::{Netlink, NetlinkError};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
     InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,

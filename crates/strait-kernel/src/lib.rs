@@ -5,8 +5,10 @@
 
 pub mod address;
 pub mod link;
+pub mod neighbour;
 pub mod netlink;
 pub mod netns;
+pub mod nft;
 pub mod route;
 pub mod sysctl;
 

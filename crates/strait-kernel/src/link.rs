@@ -3,10 +3,11 @@
 use crate::netlink::{Netlink, NetlinkError};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
-    LinkFlags, LinkInfo, LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, InfoVxlan,
+    LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
+use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 
 /// What we read back about a link.
@@ -20,6 +21,17 @@ pub struct Link {
     pub master: Option<u32>,
     pub kind: Option<String>,
     pub alias: Option<String>,
+    /// Set for VXLAN devices.
+    pub vxlan: Option<VxlanInfo>,
+}
+
+/// The VXLAN parameters that decide whether a device can be kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VxlanInfo {
+    pub vni: u32,
+    pub port: u16,
+    pub local: Option<Ipv4Addr>,
+    pub learning: bool,
 }
 
 impl Link {
@@ -33,6 +45,7 @@ impl Link {
             master: None,
             kind: None,
             alias: None,
+            vxlan: None,
         };
         for a in &m.attributes {
             match a {
@@ -43,8 +56,22 @@ impl Link {
                 LinkAttribute::IfAlias(s) => link.alias = Some(s.clone()),
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
-                        if let LinkInfo::Kind(k) = i {
-                            link.kind = Some(k.to_string());
+                        match i {
+                            LinkInfo::Kind(k) => link.kind = Some(k.to_string()),
+                            LinkInfo::Data(InfoData::Vxlan(attrs)) => {
+                                let mut v = VxlanInfo::default();
+                                for a in attrs {
+                                    match a {
+                                        InfoVxlan::Id(id) => v.vni = *id,
+                                        InfoVxlan::Port(p) => v.port = *p,
+                                        InfoVxlan::Local(ip) => v.local = Some(*ip),
+                                        InfoVxlan::Learning(l) => v.learning = *l,
+                                        _ => {}
+                                    }
+                                }
+                                link.vxlan = Some(v);
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -111,6 +138,61 @@ pub fn create_bridge(nl: &mut Netlink, name: &str, mtu: u32) -> Result<bool, Net
         Err(e) if e.is(libc::EEXIST) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// A VXLAN device for point-to-point tunnels to peers listed in its FDB.
+pub struct VxlanSpec<'a> {
+    pub name: &'a str,
+    pub vni: u32,
+    pub port: u16,
+    pub local: Ipv4Addr,
+    /// The underlay interface the tunnel packets leave through.
+    pub underlay_index: u32,
+    pub mtu: u32,
+    pub mac: [u8; 6],
+}
+
+/// Creates the VXLAN device, up, with learning off (peers come from the
+/// FDB entries the agent writes, never from flooding) and a fixed MAC.
+pub fn create_vxlan(nl: &mut Netlink, spec: &VxlanSpec) -> Result<Link, NetlinkError> {
+    let mut msg = LinkMessage::default();
+    msg.header.flags = LinkFlags::Up;
+    msg.header.change_mask = LinkFlags::Up;
+    msg.attributes
+        .push(LinkAttribute::IfName(spec.name.to_owned()));
+    msg.attributes.push(LinkAttribute::Mtu(spec.mtu));
+    msg.attributes
+        .push(LinkAttribute::Address(spec.mac.to_vec()));
+    msg.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Vxlan),
+        LinkInfo::Data(InfoData::Vxlan(vec![
+            InfoVxlan::Id(spec.vni),
+            InfoVxlan::Local(spec.local),
+            InfoVxlan::Link(spec.underlay_index),
+            InfoVxlan::Port(spec.port),
+            InfoVxlan::Learning(false),
+        ])),
+    ]));
+    let op = || format!("create VXLAN device {} (VNI {})", spec.name, spec.vni);
+    nl.execute(
+        RouteNetlinkMessage::NewLink(msg),
+        NLM_F_CREATE | NLM_F_EXCL,
+        op,
+    )?;
+    by_name(nl, spec.name)?.ok_or_else(|| NetlinkError {
+        op: op(),
+        source: std::io::Error::other("the new device is not visible"),
+    })
+}
+
+/// Sets a link's MTU.
+pub fn set_mtu(nl: &mut Netlink, index: u32, name: &str, mtu: u32) -> Result<(), NetlinkError> {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    msg.attributes.push(LinkAttribute::Mtu(mtu));
+    nl.execute(RouteNetlinkMessage::SetLink(msg), 0, || {
+        format!("set MTU {mtu} on {name}")
+    })
 }
 
 /// What the host end of a new veth pair should look like.

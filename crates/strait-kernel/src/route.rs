@@ -1,20 +1,45 @@
 //! Routes in the main table.
+//!
+//! Every route carries a protocol number: the CNI plugin uses `boot` (what
+//! `ip route add` uses), the agent its own number, so it can list, compare
+//! and delete exactly the routes it owns and never anyone else's.
 
 use crate::netlink::{Netlink, NetlinkError};
 use ipnet::IpNet;
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+    RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::net::IpAddr;
 
+/// `RTPROT_BOOT`, what routes made by hand and by strait-cni carry.
+pub const PROTO_BOOT: u8 = 3;
+
 /// A route as we install and compare it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RouteSpec {
     pub dst: IpNet,
     pub gateway: Option<IpAddr>,
+    /// Output interface index; 0 lets the kernel pick from the gateway.
     pub oif: u32,
+    pub protocol: u8,
+    /// The gateway is on the link even though no address says so (VXLAN).
+    pub onlink: bool,
+}
+
+impl RouteSpec {
+    /// A `boot` route without onlink: what strait-cni installs.
+    pub fn new(dst: IpNet, gateway: Option<IpAddr>, oif: u32) -> Self {
+        RouteSpec {
+            dst,
+            gateway,
+            oif,
+            protocol: PROTO_BOOT,
+            onlink: false,
+        }
+    }
 }
 
 fn route_addr(ip: IpAddr) -> RouteAddress {
@@ -24,16 +49,20 @@ fn route_addr(ip: IpAddr) -> RouteAddress {
     }
 }
 
-fn message(r: &RouteSpec) -> RouteMessage {
-    let mut msg = RouteMessage::default();
-    msg.header.address_family = if r.dst.addr().is_ipv4() {
+fn family(dst: &IpNet) -> AddressFamily {
+    if dst.addr().is_ipv4() {
         AddressFamily::Inet
     } else {
         AddressFamily::Inet6
-    };
+    }
+}
+
+fn message(r: &RouteSpec) -> RouteMessage {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = family(&r.dst);
     msg.header.destination_prefix_length = r.dst.prefix_len();
     msg.header.table = RouteHeader::RT_TABLE_MAIN;
-    msg.header.protocol = RouteProtocol::Boot;
+    msg.header.protocol = RouteProtocol::from(r.protocol);
     msg.header.kind = RouteType::Unicast;
     // A route without a gateway reaches its destination on the link itself.
     msg.header.scope = if r.gateway.is_some() {
@@ -41,6 +70,9 @@ fn message(r: &RouteSpec) -> RouteMessage {
     } else {
         RouteScope::Link
     };
+    if r.onlink {
+        msg.header.flags = RouteFlags::Onlink;
+    }
     if r.dst.prefix_len() > 0 {
         msg.attributes
             .push(RouteAttribute::Destination(route_addr(r.dst.network())));
@@ -48,18 +80,27 @@ fn message(r: &RouteSpec) -> RouteMessage {
     if let Some(gw) = r.gateway {
         msg.attributes.push(RouteAttribute::Gateway(route_addr(gw)));
     }
-    msg.attributes.push(RouteAttribute::Oif(r.oif));
+    if r.oif != 0 {
+        msg.attributes.push(RouteAttribute::Oif(r.oif));
+    }
     msg
 }
 
-fn describe(r: &RouteSpec) -> String {
-    match r.gateway {
-        Some(gw) => format!("{} via {gw}", r.dst),
-        None => format!("{} on the link", r.dst),
+pub fn describe(r: &RouteSpec) -> String {
+    let mut s = r.dst.to_string();
+    if let Some(gw) = r.gateway {
+        s.push_str(&format!(" via {gw}"));
     }
+    if r.oif != 0 {
+        s.push_str(&format!(" oif {}", r.oif));
+    }
+    if r.onlink {
+        s.push_str(" onlink");
+    }
+    s
 }
 
-/// Adds a route; an identical one already present is fine.
+/// Adds a route; one already present for the destination is left alone.
 pub fn add(nl: &mut Netlink, r: &RouteSpec) -> Result<(), NetlinkError> {
     match nl.execute(
         RouteNetlinkMessage::NewRoute(message(r)),
@@ -71,7 +112,26 @@ pub fn add(nl: &mut Netlink, r: &RouteSpec) -> Result<(), NetlinkError> {
     }
 }
 
-/// Routes of the main table, both families.
+/// Adds a route or replaces the one for the same destination.
+pub fn replace(nl: &mut Netlink, r: &RouteSpec) -> Result<(), NetlinkError> {
+    nl.execute(
+        RouteNetlinkMessage::NewRoute(message(r)),
+        NLM_F_CREATE | NLM_F_REPLACE,
+        || format!("replace route {}", describe(r)),
+    )
+}
+
+/// Deletes a route; one already gone is not an error.
+pub fn delete(nl: &mut Netlink, r: &RouteSpec) -> Result<(), NetlinkError> {
+    match nl.execute(RouteNetlinkMessage::DelRoute(message(r)), 0, || {
+        format!("delete route {}", describe(r))
+    }) {
+        Err(e) if e.is(libc::ESRCH) => Ok(()),
+        other => other,
+    }
+}
+
+/// Unicast routes of the main table, both families.
 pub fn list(nl: &mut Netlink) -> Result<Vec<RouteSpec>, NetlinkError> {
     let mut out = Vec::new();
     for family in [AddressFamily::Inet, AddressFamily::Inet6] {
@@ -82,7 +142,7 @@ pub fn list(nl: &mut Netlink) -> Result<Vec<RouteSpec>, NetlinkError> {
             let RouteNetlinkMessage::NewRoute(m) = m else {
                 continue;
             };
-            if m.header.table != RouteHeader::RT_TABLE_MAIN {
+            if m.header.table != RouteHeader::RT_TABLE_MAIN || m.header.kind != RouteType::Unicast {
                 continue;
             }
             let mut dst = None;
@@ -112,7 +172,13 @@ pub fn list(nl: &mut Netlink) -> Result<Vec<RouteSpec>, NetlinkError> {
                 IpAddr::from([0u16; 8])
             });
             if let Ok(dst) = IpNet::new(dst, m.header.destination_prefix_length) {
-                out.push(RouteSpec { dst, gateway, oif });
+                out.push(RouteSpec {
+                    dst,
+                    gateway,
+                    oif,
+                    protocol: u8::from(m.header.protocol),
+                    onlink: m.header.flags.contains(RouteFlags::Onlink),
+                });
             }
         }
     }

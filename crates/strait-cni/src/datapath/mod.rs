@@ -177,11 +177,7 @@ fn build(
                     address::add(host, host_link.index, host_ifname, IpNet::from(gw))
                         .map_err(kernel_err)?;
                 }
-                let to_pod = RouteSpec {
-                    dst: IpNet::from(ip.address.addr()),
-                    gateway: None,
-                    oif: host_link.index,
-                };
+                let to_pod = RouteSpec::new(IpNet::from(ip.address.addr()), None, host_link.index);
                 route::add(host, &to_pod).map_err(kernel_err)?;
             }
         }
@@ -195,11 +191,7 @@ fn build(
     crash_point("after-pod-address");
     let routes = a.pod_routes();
     for r in &routes {
-        let spec = RouteSpec {
-            dst: r.dst,
-            gateway: r.gw,
-            oif: pod_link.index,
-        };
+        let spec = RouteSpec::new(r.dst, r.gw, pod_link.index);
         route::add(pod, &spec).map_err(kernel_err)?;
     }
 

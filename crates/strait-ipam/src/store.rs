@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
-use crate::disk;
+use crate::disk::{self, ToRead};
 use crate::range::{RangeSet, SetProblem};
 use crate::IpamError;
 
@@ -61,21 +61,28 @@ impl Store {
             set.check().map_err(|p| invalid_set(i, set, p))?;
         }
         let _lock = disk::lock(&self.dir)?;
-        let mut scan = disk::scan(&self.dir)?;
+        let listing = disk::list(&self.dir)?;
         // Opportunistic: a failure here only leaves litter that gc reports.
-        for temp in &scan.temps {
-            let _ = disk::remove_if_present(temp);
+        for temp in &listing.temps {
+            let _ = disk::remove_if_present(&self.dir.join(temp));
         }
-        let mut taken = Vec::new();
+        let mut claims = Claims {
+            listing: &listing,
+            held: self.holdings(&listing, id, true)?,
+            taken: Vec::new(),
+        };
         let mut result = Vec::new();
         for (i, set) in sets.iter().enumerate() {
-            match self.allocate_in_set(i, set, id, &mut scan.allocations, &result, &mut taken) {
+            match self.allocate_in_set(i, set, id, &mut claims, &result) {
                 Ok(a) => result.push(a),
                 Err(e) => {
                     // Best effort: the error at hand matters more than a failed undo,
                     // and a leftover allocation is still released by DEL or gc.
-                    for ip in taken {
-                        let _ = disk::remove_allocation(&self.dir, ip);
+                    let key = disk::key(id);
+                    for ip in claims.taken {
+                        if disk::remove_allocation(&self.dir, ip).is_ok() {
+                            let _ = disk::remove_index(&self.dir, key, ip);
+                        }
                     }
                     return Err(e);
                 }
@@ -89,23 +96,29 @@ impl Store {
         index: usize,
         set: &RangeSet,
         id: &AttachmentId,
-        allocations: &mut BTreeMap<IpAddr, AttachmentId>,
+        claims: &mut Claims<'_>,
         chosen: &[Allocation],
-        taken: &mut Vec<IpAddr>,
     ) -> Result<Allocation, IpamError> {
+        let Claims {
+            listing,
+            held,
+            taken,
+        } = claims;
         let in_result = |ip: IpAddr| chosen.iter().any(|a| a.address.addr() == ip);
-        let held = allocations
-            .iter()
-            .filter(|(ip, owner)| *owner == id && !in_result(**ip))
-            .find_map(|(ip, _)| set.find(*ip).map(|r| (*ip, r)));
-        if let Some((ip, range)) = held {
+        let mine = held
+            .keys()
+            .filter(|ip| !in_result(**ip))
+            .find_map(|ip| set.find(*ip).map(|r| (*ip, r)));
+        if let Some((ip, range)) = mine {
             return Ok(allocation(ip, range.subnet, range.gateway));
         }
         let size = set.size();
-        let used = allocations
-            .keys()
-            .filter(|ip| set.find(**ip).is_some())
-            .count() as u128;
+        // From names alone: every allocation file counts, whoever's it is.
+        let listed = listing.allocations().iter().map(|f| f.ip);
+        let used = listed
+            .chain(taken.iter().copied())
+            .filter(|ip| set.find(*ip).is_some());
+        let used = used.count() as u128;
         let exhausted = |used| IpamError::Exhausted {
             set: index,
             ranges: set.to_string(),
@@ -117,7 +130,8 @@ impl Store {
         }
         let last = disk::read_last_reserved(&self.dir, index);
         for (range, ip) in set.candidates_after(last) {
-            if !range.is_allocatable(ip) || allocations.contains_key(&ip) {
+            let is_taken = listing.is_taken(ip) || taken.contains(&ip);
+            if !range.is_allocatable(ip) || is_taken {
                 continue;
             }
             if !disk::create_allocation(&self.dir, ip, id)? {
@@ -125,48 +139,133 @@ impl Store {
                 continue;
             }
             taken.push(ip);
-            allocations.insert(ip, id.clone());
+            held.insert(ip, true);
             disk::write_last_reserved(&self.dir, index, ip)?;
             return Ok(allocation(ip, range.subnet, range.gateway));
         }
         Err(exhausted(used))
     }
 
+    /// The addresses `id` holds, each with whether it has its index link. Reads only
+    /// the files that `id`'s index links name and any allocation files without an index
+    /// link, so the files it opens do not grow with the number of allocations (the one
+    /// directory listing does). Un-indexed files are read by every lookup, which keeps
+    /// `allocate` idempotent and `release` complete for them. With `repair`,
+    /// stale index links of `id`'s key are removed and allocation files without one get
+    /// theirs (best effort), so a store written by host-local is read in full once.
+    fn holdings(
+        &self,
+        listing: &disk::Listing,
+        id: &AttachmentId,
+        repair: bool,
+    ) -> Result<BTreeMap<IpAddr, bool>, IpamError> {
+        let key = disk::key(id);
+        let mut held = BTreeMap::new();
+        for file in listing.to_read(key) {
+            match file {
+                ToRead::Indexed(ip) => match disk::read_indexed(&self.dir, key, ip)? {
+                    Some(owner) if owner == *id => {
+                        held.insert(ip, true);
+                    }
+                    // Another attachment whose key is the same as `id`'s.
+                    Some(_) => {}
+                    None if repair => disk::remove_index(&self.dir, key, ip)?,
+                    None => {}
+                },
+                ToRead::Unindexed(ip) => {
+                    let Some((owner, _)) = disk::read_allocation(&self.dir, ip)? else {
+                        continue;
+                    };
+                    let linked =
+                        repair && disk::link_index(&self.dir, disk::key(&owner), ip).is_ok();
+                    if owner == *id {
+                        held.insert(ip, linked);
+                    }
+                }
+            }
+        }
+        Ok(held)
+    }
+
     /// Releases every address held by `id`; returns them (empty if none: idempotent).
     pub fn release(&self, id: &AttachmentId) -> Result<Vec<IpAddr>, IpamError> {
         let _lock = disk::lock(&self.dir)?;
-        let scan = disk::scan(&self.dir)?;
-        self.remove_where(&scan.allocations, |owner| owner == id)
+        let listing = disk::list(&self.dir)?;
+        let key = disk::key(id);
+        let mut released = Vec::new();
+        for (ip, linked) in self.holdings(&listing, id, true)? {
+            // The allocation file first: a crash in between leaves a stale index link.
+            if disk::remove_allocation(&self.dir, ip)? {
+                released.push(ip);
+            }
+            if linked {
+                disk::remove_index(&self.dir, key, ip)?;
+            }
+        }
+        Ok(released)
     }
 
-    /// Addresses held by `id`, sorted.
+    /// Addresses held by `id`, sorted. Changes nothing on disk.
     pub fn get(&self, id: &AttachmentId) -> Result<Vec<IpAddr>, IpamError> {
         let _lock = disk::lock(&self.dir)?;
-        let scan = disk::scan(&self.dir)?;
-        Ok(scan
-            .allocations
-            .into_iter()
-            .filter(|(_, owner)| owner == id)
-            .map(|(ip, _)| ip)
-            .collect())
+        let listing = disk::list(&self.dir)?;
+        Ok(self.holdings(&listing, id, false)?.into_keys().collect())
     }
 
-    /// Releases every allocation whose attachment is not in `valid` and removes stale
-    /// temporary files; returns the released addresses.
+    /// Releases every allocation whose attachment is not in `valid`, removes stale
+    /// temporary files and index links, and gives allocation files written without an
+    /// index link (by host-local) theirs; returns the released addresses. Reads every
+    /// allocation file.
     pub fn gc(&self, valid: &[AttachmentId]) -> Result<Vec<IpAddr>, IpamError> {
         let _lock = disk::lock(&self.dir)?;
-        let scan = disk::scan(&self.dir)?;
-        for temp in &scan.temps {
-            disk::remove_if_present(temp)?;
+        let listing = disk::list(&self.dir)?;
+        for temp in &listing.temps {
+            disk::remove_if_present(&self.dir.join(temp))?;
+        }
+        let files = self.read_all(&listing)?;
+        // Live index links: the allocation file's own inode, named by its owner's key.
+        let mut linked = HashSet::new();
+        for link in &listing.index {
+            let live = match files.get(&link.ip) {
+                Some((owner, file)) => {
+                    disk::key(owner) == link.key
+                        && disk::index_file(&self.dir, link.key, link.ip)? == Some(*file)
+                }
+                None => false,
+            };
+            if live {
+                linked.insert(link.ip);
+            } else {
+                disk::remove_index(&self.dir, link.key, link.ip)?;
+            }
         }
         let valid: HashSet<&AttachmentId> = valid.iter().collect();
-        self.remove_where(&scan.allocations, |owner| !valid.contains(owner))
+        let mut released = Vec::new();
+        for (ip, (owner, _)) in files {
+            let key = disk::key(&owner);
+            if !valid.contains(&owner) {
+                if disk::remove_allocation(&self.dir, ip)? {
+                    released.push(ip);
+                }
+                if linked.contains(&ip) {
+                    disk::remove_index(&self.dir, key, ip)?;
+                }
+            } else if !linked.contains(&ip) {
+                disk::link_index(&self.dir, key, ip)?;
+            }
+        }
+        Ok(released)
     }
 
-    /// Every allocation in the store, sorted by address.
+    /// Every allocation in the store, sorted by address. Reads every allocation file.
     pub fn allocations(&self) -> Result<Vec<(IpAddr, AttachmentId)>, IpamError> {
         let _lock = disk::lock(&self.dir)?;
-        Ok(disk::scan(&self.dir)?.allocations.into_iter().collect())
+        let listing = disk::list(&self.dir)?;
+        let files = self.read_all(&listing)?;
+        Ok(files
+            .into_iter()
+            .map(|(ip, (owner, _))| (ip, owner))
+            .collect())
     }
 
     /// Err if the directory cannot be created, written or locked (for CNI STATUS).
@@ -175,19 +274,28 @@ impl Store {
         disk::probe_write(&self.dir)
     }
 
-    fn remove_where(
+    /// Owner and identity of every listed allocation file.
+    fn read_all(
         &self,
-        allocations: &BTreeMap<IpAddr, AttachmentId>,
-        doomed: impl Fn(&AttachmentId) -> bool,
-    ) -> Result<Vec<IpAddr>, IpamError> {
-        let mut released = Vec::new();
-        for (ip, owner) in allocations {
-            if doomed(owner) && disk::remove_allocation(&self.dir, *ip)? {
-                released.push(*ip);
+        listing: &disk::Listing,
+    ) -> Result<BTreeMap<IpAddr, (AttachmentId, disk::FileId)>, IpamError> {
+        let mut files = BTreeMap::new();
+        for file in listing.allocations() {
+            if let Some(found) = disk::read_allocation(&self.dir, file.ip)? {
+                files.insert(file.ip, found);
             }
         }
-        Ok(released)
+        Ok(files)
     }
+}
+
+/// What one `allocate` call knows and has done, across its range sets.
+struct Claims<'a> {
+    listing: &'a disk::Listing,
+    /// Addresses the attachment holds (each with whether it has its index link).
+    held: BTreeMap<IpAddr, bool>,
+    /// Addresses this call took, to give back if a later set is exhausted.
+    taken: Vec<IpAddr>,
 }
 
 fn allocation(ip: IpAddr, subnet: IpNet, gateway: Option<IpAddr>) -> Allocation {

@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use common::{id, ip, sets};
+use common::{check_index, id, ip, sets};
 use proptest::prelude::*;
 use strait_ipam::{AttachmentId, IpamError, RangeSet, Store};
 
@@ -131,6 +131,7 @@ fn check_invariants(store: &Store, model: &Model, sets: &[RangeSet]) -> Result<(
             prop_assert!(count <= 1, "{} holds {} addresses in one set", n, count);
         }
     }
+    check_index(store.dir()).map_err(TestCaseError::fail)?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::sync::Arc;
 
-use common::{id, ip, names_in, sets};
+use common::{check_index, id, index_name, ip, names_in, owner_of, sets};
 use strait_ipam::{range_set_from_cidr, IpamError, Store};
 
 fn store() -> (tempfile::TempDir, Store) {
@@ -90,8 +90,9 @@ fn all_or_nothing_across_sets() {
         .allocate(&id("c", "eth0"), &sets)
         .expect_err("IPv6 exhausted");
     assert!(matches!(err, IpamError::Exhausted { set: 1, .. }), "{err}");
-    // The IPv4 address taken for c was given back.
+    // The IPv4 address taken for c was given back, with its index link.
     assert_eq!(store.allocations().expect("list"), before);
+    check_index(store.dir()).expect("index");
     assert_eq!(
         store.get(&id("c", "eth0")).expect("get"),
         Vec::<std::net::IpAddr>::new()
@@ -239,9 +240,10 @@ fn stale_temp_files_are_removed() {
         fs::write(store.dir().join(format!(".tmp-{pid}-{n}")), "").expect("write");
     }
     store.allocate(&id("a", "eth0"), &sets).expect("allocate");
+    let link = index_name(&id("a", "eth0"), ip("10.42.0.2"));
     assert_eq!(
         names_in(store.dir()),
-        ["10.42.0.2", "last_reserved_ip.0", "lock"]
+        ["10.42.0.2", &link, "last_reserved_ip.0", "lock"]
     );
 }
 
@@ -392,4 +394,243 @@ fn threads_sharing_one_store_exclude_each_other_too() {
     assert_eq!(all.len(), 80);
     let owners: HashSet<_> = all.iter().map(|(_, o)| o.clone()).collect();
     assert_eq!(owners.len(), 80);
+}
+
+fn link_count(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).expect("stat").nlink()
+}
+
+#[test]
+fn index_links_are_created_and_removed_with_allocations() {
+    let (_tmp, store) = store();
+    let sets = sets(r#"[[{"subnet": "10.42.0.0/24"}], [{"subnet": "fd00::/64"}]]"#);
+    let a = id("c1", "eth0");
+    store.allocate(&a, &sets).expect("allocate");
+    let v4 = index_name(&a, ip("10.42.0.2"));
+    let v6 = index_name(&a, ip("fd00::2"));
+    assert!(v6.ends_with("_fd00::2"), "{v6}");
+    assert_eq!(
+        names_in(store.dir()),
+        [
+            "10.42.0.2",
+            &v4,
+            &v6,
+            "fd00::2",
+            "last_reserved_ip.0",
+            "last_reserved_ip.1",
+            "lock"
+        ]
+    );
+    // The same file under two names: host-local's name and content, and the index's.
+    assert_eq!(
+        fs::read_to_string(store.dir().join(&v6)).expect("read"),
+        "c1\r\neth0"
+    );
+    assert_eq!(link_count(&store.dir().join("fd00::2")), 2);
+    check_index(store.dir()).expect("index");
+
+    assert_eq!(
+        store.release(&a).expect("release"),
+        [ip("10.42.0.2"), ip("fd00::2")]
+    );
+    assert_eq!(
+        names_in(store.dir()),
+        ["last_reserved_ip.0", "last_reserved_ip.1", "lock"]
+    );
+}
+
+#[test]
+fn stale_index_links_are_ignored_and_cleaned() {
+    let (_tmp, store) = store();
+    let sets = sets(r#"[[{"subnet": "10.42.0.0/24"}]]"#);
+    let (a, b, c) = (id("a", "eth0"), id("b", "eth0"), id("c", "eth0"));
+    // A kill after a's index link was made, before its allocation file was.
+    let stale_a = store.dir().join(index_name(&a, ip("10.42.0.2")));
+    fs::write(&stale_a, "a\r\neth0").expect("write");
+    assert_eq!(store.get(&a).expect("get"), Vec::<std::net::IpAddr>::new());
+    // The address is free: b gets it, and a's stale link now sits beside b's file.
+    let got = store.allocate(&b, &sets).expect("b");
+    assert_eq!(got[0].address.addr(), ip("10.42.0.2"));
+    assert!(stale_a.exists());
+    assert_eq!(store.get(&a).expect("get"), Vec::<std::net::IpAddr>::new());
+    assert_eq!(store.get(&b).expect("get"), [ip("10.42.0.2")]);
+    // A kill while releasing c: its allocation file was removed, its link was not.
+    let stale_c = store.dir().join(index_name(&c, ip("10.42.0.9")));
+    fs::write(&stale_c, "c\r\neth0").expect("write");
+    assert_eq!(check_index(store.dir()).map_err(|_| ()), Err(()));
+
+    // a's own lookups remove a's stale link; gc removes everyone's.
+    assert_eq!(
+        store.release(&a).expect("release"),
+        Vec::<std::net::IpAddr>::new()
+    );
+    assert!(!stale_a.exists());
+    assert!(stale_c.exists());
+    assert_eq!(
+        store.gc(std::slice::from_ref(&b)).expect("gc"),
+        Vec::<std::net::IpAddr>::new()
+    );
+    assert!(!stale_c.exists());
+    check_index(store.dir()).expect("index");
+    assert_eq!(store.get(&b).expect("get"), [ip("10.42.0.2")]);
+
+    // A stale link of the very name an allocation needs is replaced.
+    let stale = store.dir().join(index_name(&a, ip("10.42.0.3")));
+    fs::write(&stale, "a\r\neth0").expect("write");
+    let got = store.allocate(&a, &sets).expect("a");
+    assert_eq!(got[0].address.addr(), ip("10.42.0.3"));
+    check_index(store.dir()).expect("index");
+    assert_eq!(store.release(&a).expect("release"), [ip("10.42.0.3")]);
+    check_index(store.dir()).expect("index");
+}
+
+#[test]
+fn a_key_shared_with_another_attachment_is_confirmed_by_content() {
+    let (_tmp, store) = store();
+    let sets = sets(r#"[[{"subnet": "10.42.0.0/24"}]]"#);
+    let (a, c) = (id("a", "eth0"), id("c", "eth0"));
+    store.allocate(&a, &sets).expect("a");
+    // c's allocation under a's key, as if the two keys were equal.
+    let file = store.dir().join("10.42.0.7");
+    fs::write(&file, "c\r\neth0").expect("write");
+    fs::hard_link(&file, store.dir().join(index_name(&a, ip("10.42.0.7")))).expect("link");
+    assert_eq!(store.get(&a).expect("get"), [ip("10.42.0.2")]);
+    assert_eq!(
+        store.allocate(&a, &sets).expect("again")[0].address.addr(),
+        ip("10.42.0.2")
+    );
+    assert_eq!(store.release(&a).expect("release"), [ip("10.42.0.2")]);
+    assert!(file.exists());
+    // gc relinks the file under its owner's own key.
+    assert_eq!(
+        store.gc(std::slice::from_ref(&c)).expect("gc"),
+        Vec::<std::net::IpAddr>::new()
+    );
+    check_index(store.dir()).expect("index");
+    assert_eq!(store.get(&c).expect("get"), [ip("10.42.0.7")]);
+}
+
+/// Allocation files as host-local (or strait before the index) writes them.
+fn host_local_store() -> (tempfile::TempDir, Store) {
+    let (tmp, store) = store();
+    for (addr, content) in [
+        ("10.42.0.2", "a\r\neth0"),
+        ("10.42.0.3", "b\r\neth0"),
+        ("fd00::2", "a\r\neth0"),
+        ("10.42.0.4", "c\r\neth0\n"),
+    ] {
+        fs::write(store.dir().join(addr), content).expect("write");
+    }
+    fs::write(store.dir().join("last_reserved_ip.0"), "10.42.0.4").expect("write");
+    (tmp, store)
+}
+
+#[test]
+fn allocations_without_index_links_are_released() {
+    let (_tmp, store) = host_local_store();
+    store.check_writable().expect("creates the lock file");
+    let before = names_in(store.dir());
+    assert_eq!(
+        store.get(&id("a", "eth0")).expect("get"),
+        [ip("10.42.0.2"), ip("fd00::2")]
+    );
+    // get changes nothing.
+    assert_eq!(names_in(store.dir()), before);
+    assert_eq!(
+        store.release(&id("a", "eth0")).expect("release"),
+        [ip("10.42.0.2"), ip("fd00::2")]
+    );
+    assert_eq!(
+        store.release(&id("c", "eth0")).expect("release"),
+        [ip("10.42.0.4")]
+    );
+    // Releasing linked the others, so later lookups find them by name.
+    check_index(store.dir()).expect("index");
+    assert_eq!(
+        store.allocations().expect("list"),
+        vec![(ip("10.42.0.3"), id("b", "eth0"))]
+    );
+    assert_eq!(
+        store.release(&id("b", "eth0")).expect("release"),
+        [ip("10.42.0.3")]
+    );
+    assert_eq!(names_in(store.dir()), ["last_reserved_ip.0", "lock"]);
+}
+
+#[test]
+fn allocate_finds_and_links_allocations_without_index_links() {
+    let (_tmp, store) = host_local_store();
+    let sets = sets(r#"[[{"subnet": "10.42.0.0/24"}], [{"subnet": "fd00::/64"}]]"#);
+    let got = store.allocate(&id("a", "eth0"), &sets).expect("allocate");
+    let addrs: Vec<_> = got.iter().map(|a| a.address.addr()).collect();
+    assert_eq!(addrs, [ip("10.42.0.2"), ip("fd00::2")]);
+    check_index(store.dir()).expect("index");
+    let got = store.allocate(&id("d", "eth0"), &sets).expect("allocate");
+    assert_eq!(got[0].address.addr(), ip("10.42.0.5"));
+    assert_eq!(got[1].address.addr(), ip("fd00::3"));
+}
+
+#[test]
+fn gc_handles_allocations_without_index_links() {
+    let (_tmp, store) = host_local_store();
+    assert_eq!(
+        store.gc(&[id("a", "eth0"), id("c", "eth0")]).expect("gc"),
+        [ip("10.42.0.3")]
+    );
+    check_index(store.dir()).expect("index");
+    assert!(store
+        .dir()
+        .join(index_name(&id("c", "eth0"), ip("10.42.0.4")))
+        .exists());
+    assert_eq!(
+        store.allocations().expect("list"),
+        vec![
+            (ip("10.42.0.2"), id("a", "eth0")),
+            (ip("10.42.0.4"), id("c", "eth0")),
+            (ip("fd00::2"), id("a", "eth0")),
+        ]
+    );
+    assert_eq!(store.gc(&[]).expect("gc").len(), 3);
+    assert_eq!(names_in(store.dir()), ["last_reserved_ip.0", "lock"]);
+}
+
+#[test]
+fn host_local_style_release_by_content_removes_index_links_too() {
+    let (_tmp, store) = store();
+    let sets = sets(r#"[[{"subnet": "10.42.0.0/24"}]]"#);
+    store.allocate(&id("a", "eth0"), &sets).expect("a");
+    store.allocate(&id("b", "eth0"), &sets).expect("b");
+    // host-local's ReleaseByID: remove every file whose trimmed content matches.
+    for name in names_in(store.dir()) {
+        let path = store.dir().join(&name);
+        if fs::read_to_string(&path).is_ok_and(|c| owner_of(&c) == id("a", "eth0")) {
+            fs::remove_file(path).expect("remove");
+        }
+    }
+    check_index(store.dir()).expect("index");
+    assert_eq!(
+        store.allocations().expect("list"),
+        vec![(ip("10.42.0.3"), id("b", "eth0"))]
+    );
+}
+
+#[test]
+fn round_robin_hint_is_rewritten_in_place_and_only_a_hint() {
+    let (_tmp, store) = store();
+    let sets = sets(r#"[[{"subnet": "10.42.0.0/24"}]]"#);
+    let hint = store.dir().join("last_reserved_ip.0");
+    // A longer old address: the new one must not keep its tail.
+    fs::write(&hint, "10.42.0.254").expect("write");
+    let got = store.allocate(&id("a", "eth0"), &sets).expect("a");
+    assert_eq!(got[0].address.addr(), ip("10.42.0.2"));
+    assert_eq!(fs::read_to_string(&hint).expect("read"), "10.42.0.2");
+    // A torn hint (new text over a longer old one) or garbage costs only position.
+    for torn in ["10.42.0.1054", "10.42.", "", "\0\0\0"] {
+        fs::write(&hint, torn).expect("write");
+        let who = id(&format!("t{}", torn.len()), "eth0");
+        let got = store.allocate(&who, &sets).expect("allocate");
+        assert_eq!(got[0].address.addr(), ip("10.42.0.3"), "{torn:?}");
+        store.release(&who).expect("release");
+    }
 }

@@ -63,3 +63,41 @@ pub fn list(nl: &mut Netlink, index: u32) -> Result<Vec<IpNet>, NetlinkError> {
     }
     Ok(out)
 }
+
+/// Every address in the namespace with its interface index.
+pub fn all(nl: &mut Netlink) -> Result<Vec<(u32, IpNet)>, NetlinkError> {
+    let answers = nl.dump(
+        RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+        || "list addresses".into(),
+    )?;
+    let mut out = Vec::new();
+    for m in answers {
+        let RouteNetlinkMessage::NewAddress(m) = m else {
+            continue;
+        };
+        for a in &m.attributes {
+            if let AddressAttribute::Address(ip) = a {
+                if let Ok(net) = IpNet::new(*ip, m.header.prefix_len) {
+                    out.push((m.header.index, net));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Removes an address; one already gone is not an error.
+pub fn delete(nl: &mut Netlink, index: u32, ifname: &str, addr: IpNet) -> Result<(), NetlinkError> {
+    let mut msg = AddressMessage::default();
+    msg.header.family = family(addr.addr());
+    msg.header.prefix_len = addr.prefix_len();
+    msg.header.index = index;
+    msg.attributes.push(AddressAttribute::Local(addr.addr()));
+    msg.attributes.push(AddressAttribute::Address(addr.addr()));
+    match nl.execute(RouteNetlinkMessage::DelAddress(msg), 0, || {
+        format!("delete address {addr} from {ifname}")
+    }) {
+        Err(e) if e.is(libc::EADDRNOTAVAIL) => Ok(()),
+        other => other,
+    }
+}

@@ -24,6 +24,9 @@ enum Cmd {
         #[arg(long)]
         cni_bin_dir: Option<PathBuf>,
     },
+    /// The node agent: programs this node's pod network from a source and
+    /// keeps it programmed.
+    Agent(AgentArgs),
     /// Benchmarks against the named peer, in one run.
     Bench {
         #[command(subcommand)]
@@ -31,10 +34,60 @@ enum Cmd {
     },
 }
 
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// Agent configuration (YAML or JSON; see docs/lab-agent-plan.md).
+    #[arg(long)]
+    config: PathBuf,
+    /// Directory of Kubernetes manifests to read the cluster from.
+    #[arg(long)]
+    manifests: PathBuf,
+    /// This node's name (default: $NODE_NAME).
+    #[arg(long, env = "NODE_NAME")]
+    node_name: String,
+    /// Address for /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "127.0.0.1:9590")]
+    listen: std::net::SocketAddr,
+    /// Where to publish the node file strait-cni reads.
+    #[arg(long, default_value = "/run/strait/node.json")]
+    node_file: PathBuf,
+    /// Longest time between two syncs, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
+    /// Longest time between two full nftables rewrites, in seconds.
+    #[arg(long, default_value_t = 30)]
+    resync_s: u64,
+    /// Sync once and exit.
+    #[arg(long)]
+    once: bool,
+    /// Remove everything the agent owns on this node, then exit.
+    #[arg(long)]
+    cleanup: bool,
+}
+
+fn agent(a: AgentArgs) -> Result<(), String> {
+    let opts = strait_agent::run::Options {
+        config: a.config,
+        manifests: a.manifests,
+        node_name: a.node_name,
+        listen: a.listen,
+        node_file: a.node_file,
+        interval: std::time::Duration::from_millis(a.interval_ms),
+        resync: std::time::Duration::from_secs(a.resync_s),
+        once: a.once,
+    };
+    if a.cleanup {
+        strait_agent::run::cleanup(&opts)
+    } else {
+        strait_agent::run::run(opts)
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Demo { cni_bin_dir } => demo::run(cni_bin_dir),
+        Cmd::Agent(args) => agent(args),
         Cmd::Bench { which } => bench::run(which),
     };
     match result {

@@ -31,3 +31,57 @@ pub fn names_in(dir: &std::path::Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// The name of `owner`'s index link for `ip`: `@` + FNV-1a 64 of
+/// `"{container_id}/{ifname}"` in 16 lower-case hex digits + `_` + the address. Written
+/// out independently of the crate, so a change of the on-disk format fails the tests.
+pub fn index_name(owner: &AttachmentId, ip: IpAddr) -> String {
+    let text = format!("{}/{}", owner.container_id, owner.ifname);
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x100_0000_01b3);
+    }
+    format!("@{hash:016x}_{ip}")
+}
+
+/// host-local's parse of an allocation file's content.
+pub fn owner_of(content: &str) -> AttachmentId {
+    let content = content.trim();
+    let (c, i) = content.split_once("\r\n").unwrap_or((content, ""));
+    id(c.trim(), i.trim())
+}
+
+/// The index invariant of a store no process was killed in: every allocation file has
+/// exactly one index link, named by its owner's key, to the same inode; and there is no
+/// other index link.
+pub fn check_index(dir: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let names = names_in(dir);
+    let mut expected = Vec::new();
+    for name in &names {
+        let Ok(addr) = name.parse::<IpAddr>() else {
+            continue;
+        };
+        if addr.to_string() != *name {
+            continue;
+        }
+        let path = dir.join(name);
+        let content = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+        let link = index_name(&owner_of(&content), addr);
+        let file = std::fs::metadata(&path).map_err(|e| e.to_string())?;
+        let Ok(linked) = std::fs::symlink_metadata(dir.join(&link)) else {
+            return Err(format!("{name} has no index link {link}"));
+        };
+        if (linked.dev(), linked.ino()) != (file.dev(), file.ino()) {
+            return Err(format!("{link} is not the same file as {name}"));
+        }
+        expected.push(link);
+    }
+    for name in names.iter().filter(|n| n.starts_with('@')) {
+        if !expected.contains(name) {
+            return Err(format!("stale index link {name}"));
+        }
+    }
+    Ok(())
+}

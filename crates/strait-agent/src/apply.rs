@@ -1,0 +1,404 @@
+//! Makes the kernel match a Plan: reads what exists, changes only what
+//! differs, and touches only what the agent owns (routes with its protocol
+//! number, `strait0`, `strait.vxlan` and their addresses, FDB and neighbour
+//! entries on the VXLAN device, the `inet strait` table, the node file).
+//!
+//! Every call compares against the live kernel, so anything deleted by hand
+//! comes back on the next sync; the nft table is rewritten in one
+//! transaction when its text changed, and on every full resync.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use strait_kernel::link::{self, Link};
+use strait_kernel::neighbour::{self, Entry};
+use strait_kernel::route::{self, RouteSpec};
+use strait_kernel::{address, nft, sysctl, Netlink, NetlinkError};
+use strait_plan::{Plan, STRAIT_ROUTE_PROTO};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Kernel(#[from] NetlinkError),
+    #[error("nftables: {0}")]
+    Nft(#[from] nft::NftError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Conflict(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ApplyError {
+    let what = what.into();
+    move |source| ApplyError::Io { what, source }
+}
+
+/// What one sync changed and what the agent owns afterwards.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Report {
+    pub changes: Vec<String>,
+    pub routes: usize,
+    pub fdb: usize,
+    pub neighbours: usize,
+}
+
+pub struct Applier {
+    nl: Netlink,
+    node_file: PathBuf,
+    last_nft: Option<String>,
+}
+
+impl Applier {
+    pub fn new(node_file: &Path) -> Result<Self, ApplyError> {
+        Ok(Applier {
+            nl: Netlink::open().map_err(io("open a netlink socket"))?,
+            node_file: node_file.to_path_buf(),
+            last_nft: None,
+        })
+    }
+
+    /// One sync. `full` also rewrites the nft table even if unchanged (the
+    /// periodic resync that repairs drift nobody reported).
+    pub fn apply(&mut self, plan: &Plan, full: bool) -> Result<Report, ApplyError> {
+        let mut r = Report::default();
+        self.ensure_bridge(plan, &mut r)?;
+        let vxlan = self.ensure_vxlan(plan, &mut r)?;
+        // After the links: some sysctls belong to strait0 and strait.vxlan.
+        for (key, value) in &plan.sysctls {
+            sysctl::ensure(key, value).map_err(io(format!("set sysctl {key}={value}")))?;
+        }
+        self.sync_routes(plan, &mut r)?;
+        if let Some(vx) = &vxlan {
+            self.sync_entries(plan, vx, &mut r)?;
+        }
+        let (text, stamp) = stamped(&strait_plan::nft::render(&plan.nft));
+        if self.last_nft.is_none() {
+            // A fresh agent: what does the kernel hold already?
+            self.last_nft = kernel_stamp()?;
+        }
+        let changed = self.last_nft.as_deref() != Some(stamp.as_str());
+        if full || changed {
+            nft::apply(&text)?;
+            if changed {
+                r.changes.push("nft table inet strait rewritten".into());
+            }
+            self.last_nft = Some(stamp);
+        }
+        let node_json = serde_json::to_string(&plan.node_file).unwrap_or_default();
+        if crate::node_file::write_if_changed(&self.node_file, &node_json)
+            .map_err(io(format!("write {}", self.node_file.display())))?
+        {
+            r.changes
+                .push(format!("node file {} written", self.node_file.display()));
+        }
+        Ok(r)
+    }
+
+    fn ensure_bridge(&mut self, plan: &Plan, r: &mut Report) -> Result<Link, ApplyError> {
+        let b = &plan.bridge;
+        let link = match link::by_name(&mut self.nl, &b.name)? {
+            Some(l) => l,
+            None => {
+                link::create_bridge(&mut self.nl, &b.name, b.mtu)?;
+                r.changes.push(format!("created bridge {}", b.name));
+                link::by_name(&mut self.nl, &b.name)?.ok_or_else(|| {
+                    ApplyError::Conflict(format!("bridge {} vanished after creation", b.name))
+                })?
+            }
+        };
+        if link.kind.as_deref() != Some("bridge") {
+            return Err(ApplyError::Conflict(format!(
+                "{} exists and is a {}, not a bridge: remove it or set `bridge` in the agent config",
+                b.name,
+                link.kind.as_deref().unwrap_or("device of unknown kind")
+            )));
+        }
+        if !link.up {
+            link::set_up(&mut self.nl, link.index, &b.name)?;
+            r.changes.push(format!("set {} up", b.name));
+        }
+        self.sync_addresses(&link, &b.addresses, r)?;
+        Ok(link)
+    }
+
+    fn ensure_vxlan(&mut self, plan: &Plan, r: &mut Report) -> Result<Option<Link>, ApplyError> {
+        let name = strait_plan::VXLAN_DEV;
+        let existing = link::by_name(&mut self.nl, name)?;
+        let Some(v) = &plan.vxlan else {
+            if let Some(l) = existing {
+                link::delete(&mut self.nl, l.index, name)?;
+                r.changes
+                    .push(format!("deleted {name} (backend is not vxlan)"));
+            }
+            return Ok(None);
+        };
+        let want_mac = link::format_mac(&v.mac);
+        let fits = |l: &Link| {
+            l.kind.as_deref() == Some("vxlan")
+                && l.mac.as_deref() == Some(want_mac.as_str())
+                && l.vxlan.as_ref().is_some_and(|x| {
+                    x.vni == v.vni && x.port == v.port && x.local == Some(v.local) && !x.learning
+                })
+        };
+        let link = match existing {
+            Some(l) if fits(&l) => l,
+            other => {
+                if let Some(old) = other {
+                    link::delete(&mut self.nl, old.index, name)?;
+                    r.changes.push(format!(
+                        "deleted {name}: its parameters differ from the plan"
+                    ));
+                }
+                let under = link::by_name(&mut self.nl, &v.underlay_dev)?.ok_or_else(|| {
+                    ApplyError::Conflict(format!("underlay interface {} not found", v.underlay_dev))
+                })?;
+                let l = link::create_vxlan(
+                    &mut self.nl,
+                    &link::VxlanSpec {
+                        name,
+                        vni: v.vni,
+                        port: v.port,
+                        local: v.local,
+                        underlay_index: under.index,
+                        mtu: v.mtu,
+                        mac: v.mac,
+                    },
+                )?;
+                r.changes
+                    .push(format!("created {name} (VNI {}, port {})", v.vni, v.port));
+                l
+            }
+        };
+        if link.mtu != Some(v.mtu) {
+            link::set_mtu(&mut self.nl, link.index, name, v.mtu)?;
+            r.changes.push(format!("set MTU {} on {name}", v.mtu));
+        }
+        if !link.up {
+            link::set_up(&mut self.nl, link.index, name)?;
+            r.changes.push(format!("set {name} up"));
+        }
+        self.sync_addresses(&link, std::slice::from_ref(&v.address), r)?;
+        Ok(Some(link))
+    }
+
+    /// Global addresses on a link we own: exactly `want`.
+    fn sync_addresses(
+        &mut self,
+        link: &Link,
+        want: &[ipnet::IpNet],
+        r: &mut Report,
+    ) -> Result<(), ApplyError> {
+        let have: Vec<ipnet::IpNet> = address::list(&mut self.nl, link.index)?
+            .into_iter()
+            .filter(|a| !is_link_local(a.addr()))
+            .collect();
+        for a in want {
+            if !have.contains(a) {
+                address::add(&mut self.nl, link.index, &link.name, *a)?;
+                r.changes.push(format!("added {a} to {}", link.name));
+            }
+        }
+        for a in &have {
+            if !want.contains(a) {
+                address::delete(&mut self.nl, link.index, &link.name, *a)?;
+                r.changes.push(format!("removed {a} from {}", link.name));
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_routes(&mut self, plan: &Plan, r: &mut Report) -> Result<(), ApplyError> {
+        let mut want = Vec::new();
+        for p in &plan.routes {
+            let oif = match &p.dev {
+                Some(dev) => {
+                    link::by_name(&mut self.nl, dev)?
+                        .ok_or_else(|| {
+                            ApplyError::Conflict(format!("route {} needs device {dev}", p.dst))
+                        })?
+                        .index
+                }
+                None => 0,
+            };
+            want.push(RouteSpec {
+                dst: p.dst,
+                gateway: p.gateway,
+                oif,
+                protocol: STRAIT_ROUTE_PROTO,
+                onlink: p.onlink,
+            });
+        }
+        let have: Vec<RouteSpec> = route::list(&mut self.nl)?
+            .into_iter()
+            .filter(|h| h.protocol == STRAIT_ROUTE_PROTO)
+            .collect();
+        // A route installed without a device comes back with the one the
+        // kernel chose: compare the device only where the plan names one.
+        let same = |w: &RouteSpec, h: &RouteSpec| {
+            w.dst == h.dst
+                && w.gateway == h.gateway
+                && w.onlink == h.onlink
+                && (w.oif == 0 || w.oif == h.oif)
+        };
+        for w in &want {
+            if !have.iter().any(|h| same(w, h)) {
+                route::replace(&mut self.nl, w)?;
+                r.changes.push(format!("route {}", route::describe(w)));
+            }
+        }
+        for h in &have {
+            if !want.iter().any(|w| same(w, h)) {
+                route::delete(&mut self.nl, h)?;
+                r.changes
+                    .push(format!("removed route {}", route::describe(h)));
+            }
+        }
+        r.routes = want.len();
+        Ok(())
+    }
+
+    fn sync_entries(&mut self, plan: &Plan, vx: &Link, r: &mut Report) -> Result<(), ApplyError> {
+        let want_fdb: BTreeSet<Entry> = plan
+            .fdb
+            .iter()
+            .map(|f| Entry {
+                ifindex: vx.index,
+                ip: f.dst,
+                mac: f.mac,
+            })
+            .collect();
+        let want_neigh: BTreeSet<Entry> = plan
+            .neighbours
+            .iter()
+            .map(|n| Entry {
+                ifindex: vx.index,
+                ip: n.ip,
+                mac: n.mac,
+            })
+            .collect();
+        let have_fdb: BTreeSet<Entry> = neighbour::fdb(&mut self.nl, vx.index)?
+            .into_iter()
+            .filter(|e| !e.ip.is_unspecified())
+            .collect();
+        let have_neigh: BTreeSet<Entry> = neighbour::neighbours(&mut self.nl, vx.index)?
+            .into_iter()
+            .collect();
+        for e in want_fdb.difference(&have_fdb) {
+            neighbour::set_fdb(&mut self.nl, e)?;
+            r.changes
+                .push(format!("FDB {} -> {}", link::format_mac(&e.mac), e.ip));
+        }
+        for e in have_fdb.difference(&want_fdb) {
+            neighbour::delete_fdb(&mut self.nl, e)?;
+            r.changes.push(format!(
+                "removed FDB {} -> {}",
+                link::format_mac(&e.mac),
+                e.ip
+            ));
+        }
+        for e in want_neigh.difference(&have_neigh) {
+            neighbour::set_neighbour(&mut self.nl, e)?;
+            r.changes.push(format!(
+                "neighbour {} -> {}",
+                e.ip,
+                link::format_mac(&e.mac)
+            ));
+        }
+        for e in have_neigh.difference(&want_neigh) {
+            neighbour::delete_neighbour(&mut self.nl, e)?;
+            r.changes.push(format!("removed neighbour {}", e.ip));
+        }
+        r.fdb = want_fdb.len();
+        r.neighbours = want_neigh.len();
+        Ok(())
+    }
+
+    /// Removes everything the agent owns (`strait agent --cleanup`).
+    /// Keeps going past failures and reports all of them.
+    pub fn cleanup(&mut self, bridge: &str) -> Result<Vec<String>, Vec<String>> {
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
+        match route::list(&mut self.nl) {
+            Ok(routes) => {
+                for h in routes.iter().filter(|h| h.protocol == STRAIT_ROUTE_PROTO) {
+                    match route::delete(&mut self.nl, h) {
+                        Ok(()) => done.push(format!("removed route {}", route::describe(h))),
+                        Err(e) => failed.push(e.to_string()),
+                    }
+                }
+            }
+            Err(e) => failed.push(e.to_string()),
+        }
+        for name in [strait_plan::VXLAN_DEV, bridge] {
+            match link::by_name(&mut self.nl, name) {
+                Ok(Some(l)) => match link::delete(&mut self.nl, l.index, name) {
+                    Ok(()) => done.push(format!("deleted {name}")),
+                    Err(e) => failed.push(e.to_string()),
+                },
+                Ok(None) => {}
+                Err(e) => failed.push(e.to_string()),
+            }
+        }
+        match nft::delete_table("inet", strait_plan::NFT_TABLE) {
+            Ok(()) => done.push("deleted nft table inet strait".into()),
+            Err(e) => failed.push(e.to_string()),
+        }
+        match std::fs::remove_file(&self.node_file) {
+            Ok(()) => done.push(format!("removed {}", self.node_file.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => failed.push(format!("remove {}: {e}", self.node_file.display())),
+        }
+        self.last_nft = None;
+        if failed.is_empty() {
+            Ok(done)
+        } else {
+            Err(failed)
+        }
+    }
+}
+
+/// The table's text with a rule comment naming a hash of that text, so an agent
+/// that starts later can tell whether the kernel already holds exactly this
+/// ruleset. (std's hasher may change between Rust releases: that costs one
+/// extra rewrite after an upgrade, nothing more.)
+fn stamped(text: &str) -> (String, String) {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    let stamp = format!("strait:{:016x}", h.finish());
+    let header = format!("table inet {} {{", strait_plan::NFT_TABLE);
+    let out = match text.find(&header) {
+        Some(at) => {
+            let end = at + header.len();
+            // A rule in a chain nothing jumps to: table and chain comments
+            // are not listed back or not updated by nft 1.0.6; rules are.
+            format!(
+                "{}\n\tchain stamp {{\n\t\treturn comment \"{stamp}\"\n\t}}{}",
+                &text[..end],
+                &text[end..]
+            )
+        }
+        None => text.to_owned(),
+    };
+    (out, stamp)
+}
+
+fn kernel_stamp() -> Result<Option<String>, ApplyError> {
+    let listed = nft::list_table("inet", strait_plan::NFT_TABLE)?;
+    Ok(listed.and_then(|t| {
+        let at = t.find("comment \"strait:")?;
+        let rest = &t[at + "comment \"".len()..];
+        rest.split('"').next().map(str::to_owned)
+    }))
+}
+
+fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v) => v.is_link_local(),
+        IpAddr::V6(v) => (v.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}

@@ -1,0 +1,104 @@
+//! The agent's Prometheus metrics.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+/// Everything /metrics and /readyz report; shared by the loop and the HTTP
+/// thread.
+pub struct Metrics {
+    registry: Registry,
+    pub syncs: Counter,
+    pub sync_errors: Counter,
+    pub sync_seconds: Histogram,
+    pub owned: Family<KindLabel, Gauge>,
+    pub ready: AtomicBool,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("strait_agent");
+        let syncs = Counter::default();
+        let sync_errors = Counter::default();
+        let sync_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 18));
+        let owned = Family::<KindLabel, Gauge>::default();
+        registry.register(
+            "syncs",
+            "Completed syncs of the kernel to the plan",
+            syncs.clone(),
+        );
+        registry.register("sync_errors", "Syncs that failed", sync_errors.clone());
+        registry.register(
+            "sync_duration_seconds",
+            "Time to compile and apply one sync",
+            sync_seconds.clone(),
+        );
+        registry.register(
+            "owned_objects",
+            "Kernel objects the agent owns, by kind",
+            owned.clone(),
+        );
+        Arc::new(Metrics {
+            registry,
+            syncs,
+            sync_errors,
+            sync_seconds,
+            owned,
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    pub fn set_owned(&self, kind: &str, n: usize) {
+        self.owned
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .set(n as i64);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_metrics() {
+        let m = Metrics::new();
+        m.syncs.inc();
+        m.set_owned("route", 3);
+        let text = m.render();
+        assert!(text.contains("strait_agent_syncs_total 1"), "{text}");
+        assert!(
+            text.contains("strait_agent_owned_objects{kind=\"route\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("strait_agent_sync_duration_seconds_bucket"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! The agent loop: source -> snapshot -> compile -> apply, on every change
+//! of the source and at least once a second (so drift is repaired within
+//! seconds), with the nft table rewritten in full every `resync`.
+//!
+//! Kernel state outlives the agent: stopping or restarting it changes
+//! nothing that is right, and a new agent's first sync is a no-op diff.
+
+use crate::apply::Applier;
+use crate::metrics::Metrics;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+use strait_model::{AgentConfig, ManifestStore};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config: PathBuf,
+    pub manifests: PathBuf,
+    pub node_name: String,
+    pub listen: SocketAddr,
+    pub node_file: PathBuf,
+    /// Longest time between two syncs.
+    pub interval: Duration,
+    /// Longest time between two full nft rewrites.
+    pub resync: Duration,
+    /// Sync once and exit (for tests and scripts).
+    pub once: bool,
+}
+
+fn log(msg: impl AsRef<str>) {
+    eprintln!("strait-agent: {}", msg.as_ref());
+}
+
+pub fn load_config(path: &Path) -> Result<AgentConfig, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("--config {}: {e}", path.display()))?;
+    AgentConfig::from_yaml(&text).map_err(|e| format!("--config {}: {e}", path.display()))
+}
+
+/// A cheap fingerprint of the manifest directory: names, sizes, mtimes.
+fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let m = e.metadata().ok()?;
+                    Some((
+                        e.file_name().to_string_lossy().into_owned(),
+                        m.len(),
+                        m.modified().ok(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// One sync: load, compile, apply. Returns the changes made.
+pub fn sync_once(
+    cfg: &AgentConfig,
+    opts: &Options,
+    applier: &mut Applier,
+    nl: &mut strait_kernel::Netlink,
+    full: bool,
+) -> Result<Vec<String>, String> {
+    let snap = ManifestStore::load(&opts.manifests).map_err(|e| e.to_string())?;
+    let me = snap
+        .nodes
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(opts.node_name.as_str()))
+        .ok_or_else(|| format!("node {} is not in the source yet", opts.node_name))?;
+    let ip =
+        match strait_model::node_internal_ip(me) {
+            Some(IpAddr::V4(v4)) => v4,
+            Some(other) => return Err(format!(
+                "node {}: InternalIP {other} is not IPv4 (IPv6 underlays are not supported yet)",
+                opts.node_name
+            )),
+            None => return Err(format!("node {} has no InternalIP address", opts.node_name)),
+        };
+    let local = crate::discover::local_node(nl, &opts.node_name, ip)?;
+    let plan = strait_plan::compile(cfg, &local, &snap).map_err(|e| e.to_string())?;
+    for w in &plan.warnings {
+        log(format!("warning: {w}"));
+    }
+    let report = applier.apply(&plan, full).map_err(|e| e.to_string())?;
+    Ok(report.changes)
+}
+
+pub fn run(opts: Options) -> Result<(), String> {
+    let cfg = load_config(&opts.config)?;
+    let metrics = Metrics::new();
+    let bound = crate::http::serve(opts.listen, metrics.clone())
+        .map_err(|e| format!("--listen {}: {e}", opts.listen))?;
+    log(format!(
+        "node {}: serving /healthz /readyz /metrics on {bound}",
+        opts.node_name
+    ));
+    let mut applier = Applier::new(&opts.node_file).map_err(|e| e.to_string())?;
+    let mut nl = strait_kernel::Netlink::open().map_err(|e| format!("netlink: {e}"))?;
+    let mut last_print = fingerprint(&opts.manifests);
+    let mut last_sync: Option<Instant> = None;
+    let mut last_full: Option<Instant> = None;
+    let mut last_error: Option<String> = None;
+    loop {
+        let now = Instant::now();
+        let print = fingerprint(&opts.manifests);
+        let due = last_sync.is_none_or(|t| now.duration_since(t) >= opts.interval);
+        if print != last_print || due {
+            last_print = print;
+            let full = last_full.is_none_or(|t| now.duration_since(t) >= opts.resync);
+            let started = Instant::now();
+            match sync_once(&cfg, &opts, &mut applier, &mut nl, full) {
+                Ok(changes) => {
+                    metrics.syncs.inc();
+                    metrics
+                        .sync_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    if !metrics.is_ready() {
+                        log(format!("node {}: first sync done, ready", opts.node_name));
+                    }
+                    metrics.set_ready(true);
+                    for c in &changes {
+                        log(c);
+                    }
+                    last_error = None;
+                    if full {
+                        last_full = Some(now);
+                    }
+                }
+                Err(e) => {
+                    metrics.sync_errors.inc();
+                    // Keep what is programmed: never flush on a failed sync.
+                    if last_error.as_deref() != Some(e.as_str()) {
+                        log(format!("sync failed (kernel state kept): {e}"));
+                    }
+                    last_error = Some(e.clone());
+                    if opts.once {
+                        return Err(e);
+                    }
+                }
+            }
+            last_sync = Some(now);
+            if opts.once {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `strait agent --cleanup`: removes everything the agent owns.
+pub fn cleanup(opts: &Options) -> Result<(), String> {
+    let bridge = load_config(&opts.config)
+        .map(|c| c.bridge.clone())
+        .unwrap_or_else(|_| "strait0".into());
+    let mut applier = Applier::new(&opts.node_file).map_err(|e| e.to_string())?;
+    match applier.cleanup(&bridge) {
+        Ok(done) => {
+            for d in done {
+                log(d);
+            }
+            Ok(())
+        }
+        Err(failed) => Err(format!("cleanup incomplete: {}", failed.join("; "))),
+    }
+}

@@ -1,0 +1,228 @@
+//! The agent on two real node namespaces joined by an underlay switch, both
+//! backends: routes, VXLAN FDB/neighbours, nft, drift repair, departed
+//! nodes, cleanup. (Pods and the full lab are tested in the lab's suite.)
+
+use std::path::Path;
+use std::time::Duration;
+use strait_agent::apply::Applier;
+use strait_agent::run::{load_config, sync_once, Options};
+use strait_lab::Netns;
+
+struct TwoNodes {
+    _switch: Netns,
+    nodes: Vec<Netns>,
+    dir: tempfile::TempDir,
+}
+
+fn node_yaml(name: &str, ip: &str, cidr: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\nspec:\n  podCIDR: {cidr}\nstatus:\n  addresses:\n  - type: InternalIP\n    address: {ip}\n"
+    )
+}
+
+fn setup(backend: &str) -> TwoNodes {
+    let switch = Netns::unique("stsw").unwrap();
+    switch
+        .exec_ok(&["ip", "link", "add", "br0", "type", "bridge"])
+        .unwrap();
+    switch.exec_ok(&["ip", "link", "set", "br0", "up"]).unwrap();
+    let mut nodes = Vec::new();
+    for (i, ip) in ["192.0.2.11", "192.0.2.12"].iter().enumerate() {
+        let n = Netns::unique("stnode").unwrap();
+        let port = format!("p{}-{i}", std::process::id() % 100000);
+        switch
+            .exec_ok(&[
+                "ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
+                &n.name,
+            ])
+            .unwrap();
+        switch
+            .exec_ok(&["ip", "link", "set", &port, "master", "br0", "up"])
+            .unwrap();
+        n.exec_ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"])
+            .unwrap();
+        n.exec_ok(&["ip", "link", "set", "eth0", "up"]).unwrap();
+        nodes.push(n);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("manifests")).unwrap();
+    std::fs::write(
+        dir.path().join("agent.yaml"),
+        format!("clusterCIDR: 10.42.0.0/16\nserviceCIDR: 10.43.0.0/16\nbackend: {backend}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("manifests/nodes.yaml"),
+        format!(
+            "{}---\n{}",
+            node_yaml("node-1", "192.0.2.11", "10.42.1.0/24"),
+            node_yaml("node-2", "192.0.2.12", "10.42.2.0/24")
+        ),
+    )
+    .unwrap();
+    TwoNodes {
+        _switch: switch,
+        nodes,
+        dir,
+    }
+}
+
+fn options(dir: &Path, node: &str) -> Options {
+    Options {
+        config: dir.join("agent.yaml"),
+        manifests: dir.join("manifests"),
+        node_name: node.into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        node_file: dir.join(format!("{node}.json")),
+        interval: Duration::from_secs(1),
+        resync: Duration::from_secs(30),
+        once: true,
+    }
+}
+
+/// One sync of `node` inside its namespace; the changes it made.
+fn sync(t: &TwoNodes, i: usize) -> Vec<String> {
+    let opts = options(t.dir.path(), &format!("node-{}", i + 1));
+    t.nodes[i]
+        .run(move || -> Result<Vec<String>, String> {
+            let cfg = load_config(&opts.config)?;
+            let mut applier = Applier::new(&opts.node_file).map_err(|e| e.to_string())?;
+            let mut nl = strait_kernel::Netlink::open().map_err(|e| e.to_string())?;
+            sync_once(&cfg, &opts, &mut applier, &mut nl, true)
+        })
+        .unwrap()
+        .unwrap_or_else(|e| panic!("sync of node-{} failed: {e}", i + 1))
+}
+
+fn cleanup(t: &TwoNodes, i: usize) {
+    let opts = options(t.dir.path(), &format!("node-{}", i + 1));
+    t.nodes[i]
+        .run(move || strait_agent::run::cleanup(&opts))
+        .unwrap()
+        .unwrap();
+}
+
+fn ping(ns: &Netns, to: &str) -> bool {
+    ns.exec(&["ping", "-c", "1", "-W", "2", to])
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn vxlan_backend_end_to_end() {
+    let t = setup("vxlan");
+    assert!(!sync(&t, 0).is_empty());
+    assert!(!sync(&t, 1).is_empty());
+    let n1 = &t.nodes[0];
+    let routes = n1.exec_ok(&["ip", "route", "show", "proto", "90"]).unwrap();
+    assert!(
+        routes.contains("10.42.2.0/24 via 10.42.2.0 dev strait.vxlan onlink"),
+        "{routes}"
+    );
+    let fdb = n1
+        .exec_ok(&["bridge", "fdb", "show", "dev", "strait.vxlan"])
+        .unwrap();
+    assert!(
+        fdb.contains("0a:58:c0:00:02:0c dst 192.0.2.12 self permanent"),
+        "{fdb}"
+    );
+    let neigh = n1
+        .exec_ok(&["ip", "neigh", "show", "dev", "strait.vxlan"])
+        .unwrap();
+    assert!(
+        neigh.contains("10.42.2.0 lladdr 0a:58:c0:00:02:0c PERMANENT"),
+        "{neigh}"
+    );
+    let link = n1
+        .exec_ok(&["ip", "-d", "link", "show", "strait.vxlan"])
+        .unwrap();
+    assert!(
+        link.contains("mtu 1450") && link.contains("vxlan id 1"),
+        "{link}"
+    );
+    let node_file = std::fs::read_to_string(t.dir.path().join("node-1.json")).unwrap();
+    assert_eq!(node_file, r#"{"podCIDRs":["10.42.1.0/24"],"mtu":1450}"#);
+    let nft = n1
+        .exec_ok(&["nft", "list", "table", "inet", "strait"])
+        .unwrap();
+    assert!(nft.contains("masquerade"), "{nft}");
+
+    // Across the tunnel: node-1 reaches node-2's pod gateway.
+    assert!(ping(n1, "10.42.2.1"), "no path through the VXLAN tunnel");
+
+    // A second sync with nothing changed changes nothing.
+    assert_eq!(sync(&t, 0), Vec::<String>::new());
+
+    // Drift: a deleted route and FDB entry come back.
+    n1.exec_ok(&["ip", "route", "del", "10.42.2.0/24"]).unwrap();
+    n1.exec_ok(&[
+        "bridge",
+        "fdb",
+        "del",
+        "0a:58:c0:00:02:0c",
+        "dev",
+        "strait.vxlan",
+        "dst",
+        "192.0.2.12",
+        "self",
+    ])
+    .unwrap();
+    let repaired = sync(&t, 0);
+    assert_eq!(repaired.len(), 2, "{repaired:?}");
+    assert!(ping(n1, "10.42.2.1"));
+
+    // node-2 leaves: node-1 forgets it.
+    std::fs::write(
+        t.dir.path().join("manifests/nodes.yaml"),
+        node_yaml("node-1", "192.0.2.11", "10.42.1.0/24"),
+    )
+    .unwrap();
+    sync(&t, 0);
+    let routes = n1.exec_ok(&["ip", "route", "show", "proto", "90"]).unwrap();
+    assert!(!routes.contains("10.42.2.0"), "{routes}");
+    let fdb = n1
+        .exec_ok(&["bridge", "fdb", "show", "dev", "strait.vxlan"])
+        .unwrap();
+    assert!(!fdb.contains("192.0.2.12"), "{fdb}");
+
+    // Cleanup leaves the node as it was.
+    cleanup(&t, 0);
+    let links = n1.exec_ok(&["ip", "-o", "link"]).unwrap();
+    assert!(!links.contains("strait"), "{links}");
+    assert!(n1
+        .exec_ok(&["ip", "route", "show", "proto", "90"])
+        .unwrap()
+        .is_empty());
+    assert!(
+        n1.exec(&["nft", "list", "table", "inet", "strait"])
+            .unwrap()
+            .status
+            .code()
+            != Some(0)
+    );
+    assert!(!t.dir.path().join("node-1.json").exists());
+}
+
+#[test]
+fn host_gw_backend_end_to_end() {
+    let t = setup("host-gw");
+    sync(&t, 0);
+    sync(&t, 1);
+    let n1 = &t.nodes[0];
+    let routes = n1.exec_ok(&["ip", "route", "show", "proto", "90"]).unwrap();
+    assert!(
+        routes.contains("10.42.2.0/24 via 192.0.2.12 dev eth0"),
+        "{routes}"
+    );
+    assert!(n1
+        .exec_ok(&["ip", "link", "show"])
+        .unwrap()
+        .find("strait.vxlan")
+        .is_none());
+    let node_file = std::fs::read_to_string(t.dir.path().join("node-1.json")).unwrap();
+    assert_eq!(node_file, r#"{"podCIDRs":["10.42.1.0/24"],"mtu":1500}"#);
+    assert!(ping(n1, "10.42.2.1"), "no routed path to node-2's pods");
+    cleanup(&t, 0);
+    cleanup(&t, 1);
+}

@@ -1,0 +1,334 @@
+use super::*;
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn v4_set(name: &str, elements: &[&str]) -> Set {
+    Set {
+        name: name.into(),
+        kind: SetKind::Ipv4Addr,
+        interval: true,
+        elements: elements.iter().map(|e| net(e)).collect(),
+        comment: None,
+    }
+}
+
+fn rule(matches: Vec<Match>, verdict: Verdict) -> Rule {
+    Rule {
+        matches,
+        verdict,
+        counter: false,
+        comment: None,
+    }
+}
+
+fn base(kind: ChainType, hook: Hook) -> Option<BaseChain> {
+    Some(BaseChain {
+        kind,
+        hook,
+        priority: 0,
+        policy: Policy::Accept,
+    })
+}
+
+fn table_with(sets: Vec<Set>, chains: Vec<Chain>) -> Table {
+    Table {
+        family: Family::Inet,
+        name: "t".into(),
+        sets,
+        chains,
+    }
+}
+
+fn one_rule(r: Rule) -> Table {
+    table_with(
+        vec![v4_set("pods", &["10.42.0.0/16"])],
+        vec![
+            Chain {
+                name: "fwd".into(),
+                base: base(ChainType::Filter, Hook::Forward),
+                rules: vec![r],
+            },
+            Chain {
+                name: "sub".into(),
+                base: None,
+                rules: vec![],
+            },
+        ],
+    )
+}
+
+fn invalid(t: &Table) -> String {
+    t.validate().unwrap_err().to_string()
+}
+
+fn saddr(family: IpFamily, addrs: Addrs) -> Match {
+    Match::SaddrIn {
+        family,
+        addrs,
+        negate: false,
+    }
+}
+
+#[test]
+fn a_good_table_validates() {
+    let t = one_rule(Rule {
+        matches: vec![
+            saddr(IpFamily::V4, Addrs::Set("pods".into())),
+            Match::L4Proto(L4Proto::Tcp),
+            Match::Dport {
+                ports: vec![
+                    PortRange::single(80),
+                    PortRange {
+                        first: 8000,
+                        last: 8080,
+                    },
+                ],
+                negate: true,
+            },
+            Match::CtState(vec![CtState::New]),
+            Match::Iifname {
+                name: "strait0".into(),
+                negate: false,
+            },
+        ],
+        verdict: Verdict::Jump("sub".into()),
+        counter: true,
+        comment: Some("ok".into()),
+    });
+    t.validate().unwrap();
+    assert!(t.set("pods").is_some() && t.chain("sub").is_some() && t.set("x").is_none());
+}
+
+#[test]
+fn references_must_exist_and_fit() {
+    let t = one_rule(rule(
+        vec![saddr(IpFamily::V4, Addrs::Set("nope".into()))],
+        Verdict::Accept,
+    ));
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: chain fwd, rule 1: set @nope does not exist"
+    );
+    let t = one_rule(rule(
+        vec![saddr(IpFamily::V6, Addrs::Set("pods".into()))],
+        Verdict::Accept,
+    ));
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: chain fwd, rule 1: ip6 match against set @pods of type ipv4_addr"
+    );
+    let t = one_rule(rule(
+        vec![saddr(IpFamily::V4, Addrs::Cidrs(vec![net("fd00::/8")]))],
+        Verdict::Accept,
+    ));
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: chain fwd, rule 1: fd00::/8 in an ip match"
+    );
+    let t = one_rule(rule(
+        vec![saddr(IpFamily::V4, Addrs::Cidrs(vec![]))],
+        Verdict::Accept,
+    ));
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: chain fwd, rule 1: address match with no addresses"
+    );
+    let t = one_rule(rule(vec![], Verdict::Jump("gone".into())));
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: chain fwd, rule 1: jump to missing chain gone"
+    );
+    let t = one_rule(rule(vec![], Verdict::Jump("fwd".into())));
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: chain fwd, rule 1: jump to base chain fwd"
+    );
+    let mut t = one_rule(rule(vec![], Verdict::Accept));
+    t.chains[1]
+        .rules
+        .push(rule(vec![], Verdict::Jump("sub".into())));
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: chain sub, rule 1: jump to itself"
+    );
+}
+
+#[test]
+fn family_of_the_table_limits_matches() {
+    let mut t = one_rule(rule(
+        vec![saddr(IpFamily::V6, Addrs::Cidrs(vec![net("fd00::/8")]))],
+        Verdict::Accept,
+    ));
+    t.sets.clear();
+    t.family = Family::Ip;
+    assert_eq!(
+        invalid(&t),
+        "nft table ip t: chain fwd, rule 1: ip6 match in a ip table"
+    );
+    let mut t = one_rule(rule(vec![], Verdict::Accept));
+    t.family = Family::Ip6;
+    assert_eq!(
+        invalid(&t),
+        "nft table ip6 t: set pods: type ipv4_addr in a ip6 table"
+    );
+}
+
+#[test]
+fn ports_need_a_protocol() {
+    let dport = Match::Dport {
+        ports: vec![PortRange::single(53)],
+        negate: false,
+    };
+    let t = one_rule(rule(vec![dport.clone()], Verdict::Accept));
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: chain fwd, rule 1: th dport needs an earlier meta l4proto tcp, udp or sctp"
+    );
+    let t = one_rule(rule(
+        vec![Match::L4Proto(L4Proto::Icmp), dport],
+        Verdict::Accept,
+    ));
+    assert!(t.validate().is_err());
+    let t = one_rule(rule(
+        vec![
+            Match::L4Proto(L4Proto::Udp),
+            Match::Dport {
+                ports: vec![],
+                negate: false,
+            },
+        ],
+        Verdict::Accept,
+    ));
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: chain fwd, rule 1: th dport with no ports"
+    );
+    let t = one_rule(rule(
+        vec![
+            Match::L4Proto(L4Proto::Udp),
+            Match::Dport {
+                ports: vec![PortRange { first: 9, last: 1 }],
+                negate: false,
+            },
+        ],
+        Verdict::Accept,
+    ));
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: chain fwd, rule 1: port range 9-1 is reversed"
+    );
+}
+
+#[test]
+fn rule_shape_checks() {
+    let t = one_rule(rule(vec![], Verdict::Continue));
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: chain fwd, rule 1: does nothing (no match, counter or verdict)"
+    );
+    let t = one_rule(rule(vec![Match::CtState(vec![])], Verdict::Accept));
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: chain fwd, rule 1: ct state with no states"
+    );
+    let t = one_rule(rule(
+        vec![Match::Oifname {
+            name: "x\"y".into(),
+            negate: true,
+        }],
+        Verdict::Accept,
+    ));
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: chain fwd, rule 1: \"x\\\"y\" is not an interface name nft can match"
+    );
+    let mut r = rule(vec![], Verdict::Accept);
+    r.comment = Some("say \"hi\"".into());
+    assert!(invalid(&one_rule(r))
+        .contains("comment \"say \\\"hi\\\"\" is longer than 128 bytes or holds"));
+    let mut r = rule(vec![], Verdict::Accept);
+    r.comment = Some("x".repeat(129));
+    assert!(one_rule(r).validate().is_err());
+    let t = one_rule(rule(
+        vec![],
+        Verdict::Masquerade {
+            fully_random: false,
+        },
+    ));
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: chain fwd, rule 1: masquerade outside a nat postrouting chain"
+    );
+}
+
+#[test]
+fn chain_and_set_checks() {
+    let mut t = one_rule(rule(vec![], Verdict::Accept));
+    t.chains[0].base = base(ChainType::Nat, Hook::Forward);
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: chain fwd: type nat cannot use hook forward"
+    );
+    t.chains[0].base = base(ChainType::Route, Hook::Input);
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: chain fwd: type route cannot use hook input"
+    );
+    let mut t = one_rule(rule(vec![], Verdict::Accept));
+    t.chains.push(t.chains[1].clone());
+    assert_eq!(invalid(&t), "nft table inet t: chain sub: defined twice");
+    let mut t = one_rule(rule(vec![], Verdict::Accept));
+    t.sets.push(v4_set("pods", &[]));
+    assert_eq!(invalid(&t), "nft table inet t: set pods: defined twice");
+    let mut t = one_rule(rule(vec![], Verdict::Accept));
+    t.chains[1].name = "1bad".into();
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: chain 1bad: \"1bad\" is not a valid nft name"
+    );
+    let mut t = one_rule(rule(vec![], Verdict::Accept));
+    t.name = "a b".into();
+    assert_eq!(
+        invalid(&t),
+        "nft table inet a b: name: \"a b\" is not a valid nft name"
+    );
+}
+
+#[test]
+fn set_element_checks() {
+    let t = table_with(vec![v4_set("s", &["10.0.0.0/8", "10.1.0.0/16"])], vec![]);
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: set s: elements 10.0.0.0/8 and 10.1.0.0/16 overlap"
+    );
+    let t = table_with(vec![v4_set("s", &["10.0.0.1/8"])], vec![]);
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: set s: element 10.0.0.1/8 has host bits set"
+    );
+    let t = table_with(vec![v4_set("s", &["fd00::/8"])], vec![]);
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: set s: element fd00::/8 is not of type ipv4_addr"
+    );
+    let mut s = v4_set("s", &["10.0.0.0/8"]);
+    s.interval = false;
+    assert_eq!(
+        invalid(&table_with(vec![s], vec![])),
+        "nft table inet t: set s: element 10.0.0.0/8 is a prefix but the set has no interval flag"
+    );
+    let mut s = v4_set("s", &["10.0.0.1/32", "10.0.0.2/32"]);
+    s.interval = false;
+    table_with(vec![s], vec![]).validate().unwrap();
+}
+
+#[test]
+fn family_helpers() {
+    assert!(Family::Inet.carries(IpFamily::V6));
+    assert!(!Family::Ip.carries(IpFamily::V6));
+    assert_eq!(IpFamily::of(&net("fd00::/8")).keyword(), "ip6");
+    assert_eq!(SetKind::Ipv6Addr.as_str(), "ipv6_addr");
+    assert!(L4Proto::Sctp.has_ports() && !L4Proto::Icmpv6.has_ports());
+}

@@ -1,0 +1,9 @@
+//! nftables: the typed ruleset IR ([`ir`]) and its renderer to an nft
+//! script ([`mod@render`]). A packet evaluator (`strait trace`) will live here
+//! too and walk the same IR.
+
+pub mod ir;
+pub mod render;
+
+pub use ir::*;
+pub use render::render;

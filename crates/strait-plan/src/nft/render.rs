@@ -1,0 +1,204 @@
+//! Renders a [`Table`] as an nft script that replaces the table in one atomic
+//! transaction when fed to `nft -f -`: `add table` (so the next line cannot
+//! fail), `flush table` (drops every rule and set element), then the table's
+//! contents. Deterministic: the same table gives the same bytes (set
+//! elements are sorted; sets and chains keep the IR's order).
+//!
+//! Owns nft syntax only; what the rules are is decided by the compilers.
+
+use super::ir::{Addrs, BaseChain, Chain, Match, PortRange, Rule, Set, Table, Verdict};
+use std::fmt::Write;
+
+/// The script: `add table`, `flush table`, then the table block.
+pub fn render(table: &Table) -> String {
+    let id = format!("{} {}", table.family.as_str(), table.name);
+    let mut out = format!("add table {id}\nflush table {id}\ntable {id} {{\n");
+    let mut first = true;
+    for set in &table.sets {
+        if !first {
+            out.push('\n');
+        }
+        first = false;
+        render_set(&mut out, set);
+    }
+    for chain in &table.chains {
+        if !first {
+            out.push('\n');
+        }
+        first = false;
+        render_chain(&mut out, chain);
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn render_set(out: &mut String, set: &Set) {
+    let _ = writeln!(out, "\tset {} {{", set.name);
+    let _ = writeln!(out, "\t\ttype {}", set.kind.as_str());
+    if set.interval {
+        out.push_str("\t\tflags interval\n");
+    }
+    if let Some(c) = &set.comment {
+        let _ = writeln!(out, "\t\tcomment \"{}\"", quote_safe(c));
+    }
+    if !set.elements.is_empty() {
+        let mut elements = set.elements.clone();
+        elements.sort();
+        elements.dedup();
+        let list: Vec<String> = elements
+            .iter()
+            .map(|e| {
+                if set.interval {
+                    e.to_string()
+                } else {
+                    e.addr().to_string()
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "\t\telements = {{ {} }}", list.join(", "));
+    }
+    out.push_str("\t}\n");
+}
+
+fn render_chain(out: &mut String, chain: &Chain) {
+    let _ = writeln!(out, "\tchain {} {{", chain.name);
+    if let Some(base) = &chain.base {
+        let _ = writeln!(out, "\t\t{}", base_line(base));
+    }
+    for rule in &chain.rules {
+        let _ = writeln!(out, "\t\t{}", rule_line(rule));
+    }
+    out.push_str("\t}\n");
+}
+
+/// `type nat hook postrouting priority 100; policy accept;`
+pub fn base_line(base: &BaseChain) -> String {
+    format!(
+        "type {} hook {} priority {}; policy {};",
+        base.kind.as_str(),
+        base.hook.as_str(),
+        base.priority,
+        base.policy.as_str()
+    )
+}
+
+/// One rule as nft writes it: matches, `counter`, verdict, `comment`.
+pub fn rule_line(rule: &Rule) -> String {
+    let mut parts: Vec<String> = rule.matches.iter().map(match_text).collect();
+    if rule.counter {
+        parts.push("counter".to_string());
+    }
+    if let Some(v) = verdict_text(&rule.verdict) {
+        parts.push(v);
+    }
+    if let Some(c) = &rule.comment {
+        parts.push(format!("comment \"{}\"", quote_safe(c)));
+    }
+    parts.join(" ")
+}
+
+fn op(negate: bool) -> &'static str {
+    if negate {
+        "!= "
+    } else {
+        ""
+    }
+}
+
+fn addrs_text(addrs: &Addrs) -> String {
+    match addrs {
+        Addrs::Set(name) => format!("@{name}"),
+        Addrs::Cidrs(list) if list.len() == 1 => list[0].to_string(),
+        Addrs::Cidrs(list) => {
+            let mut sorted = list.clone();
+            sorted.sort();
+            sorted.dedup();
+            let items: Vec<String> = sorted.iter().map(ToString::to_string).collect();
+            format!("{{ {} }}", items.join(", "))
+        }
+    }
+}
+
+fn ports_text(ports: &[PortRange]) -> String {
+    let one = |p: &PortRange| {
+        if p.first == p.last {
+            p.first.to_string()
+        } else {
+            format!("{}-{}", p.first, p.last)
+        }
+    };
+    if ports.len() == 1 {
+        one(&ports[0])
+    } else {
+        let mut sorted = ports.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        let items: Vec<String> = sorted.iter().map(one).collect();
+        format!("{{ {} }}", items.join(", "))
+    }
+}
+
+/// One match as nft writes it, e.g. `ip saddr != @cluster-cidrs`.
+pub fn match_text(m: &Match) -> String {
+    match m {
+        Match::SaddrIn {
+            family,
+            addrs,
+            negate,
+        } => format!(
+            "{} saddr {}{}",
+            family.keyword(),
+            op(*negate),
+            addrs_text(addrs)
+        ),
+        Match::DaddrIn {
+            family,
+            addrs,
+            negate,
+        } => format!(
+            "{} daddr {}{}",
+            family.keyword(),
+            op(*negate),
+            addrs_text(addrs)
+        ),
+        Match::Iifname { name, negate } => {
+            format!("iifname {}\"{}\"", op(*negate), quote_safe(name))
+        }
+        Match::Oifname { name, negate } => {
+            format!("oifname {}\"{}\"", op(*negate), quote_safe(name))
+        }
+        Match::L4Proto(p) => format!("meta l4proto {}", p.as_str()),
+        Match::Dport { ports, negate } => format!("th dport {}{}", op(*negate), ports_text(ports)),
+        Match::CtState(states) => {
+            let mut sorted = states.clone();
+            sorted.sort();
+            sorted.dedup();
+            let names: Vec<&str> = sorted.iter().map(|s| s.as_str()).collect();
+            format!("ct state {}", names.join(","))
+        }
+    }
+}
+
+fn verdict_text(v: &Verdict) -> Option<String> {
+    Some(match v {
+        Verdict::Accept => "accept".to_string(),
+        Verdict::Drop => "drop".to_string(),
+        Verdict::Return => "return".to_string(),
+        Verdict::Jump(chain) => format!("jump {chain}"),
+        Verdict::Masquerade { fully_random: true } => "masquerade fully-random".to_string(),
+        Verdict::Masquerade {
+            fully_random: false,
+        } => "masquerade".to_string(),
+        Verdict::Continue => return None,
+    })
+}
+
+/// `"` cannot be escaped inside an nft string; [`Table::validate`] rejects
+/// it, and the renderer never emits one (it would end the string early).
+fn quote_safe(s: &str) -> String {
+    s.replace('"', "'")
+}
+
+#[cfg(test)]
+#[path = "render_tests.rs"]
+mod tests;

@@ -1,0 +1,300 @@
+use super::*;
+use crate::nft::ir::*;
+use ipnet::IpNet;
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+/// A table that uses every match, verdict and set shape the IR has.
+pub(crate) fn sample() -> Table {
+    Table {
+        family: Family::Inet,
+        name: "strait_render_test".into(),
+        sets: vec![
+            Set {
+                name: "v4".into(),
+                kind: SetKind::Ipv4Addr,
+                interval: true,
+                elements: vec![net("192.168.0.0/16"), net("10.0.0.0/8")],
+                comment: Some("say \"hi\"".into()),
+            },
+            Set {
+                name: "v6-hosts".into(),
+                kind: SetKind::Ipv6Addr,
+                interval: false,
+                elements: vec![net("fd00::2/128"), net("fd00::1/128")],
+                comment: None,
+            },
+            Set {
+                name: "empty".into(),
+                kind: SetKind::Ipv4Addr,
+                interval: true,
+                elements: vec![],
+                comment: None,
+            },
+        ],
+        chains: vec![
+            Chain {
+                name: "input".into(),
+                base: Some(BaseChain {
+                    kind: ChainType::Filter,
+                    hook: Hook::Input,
+                    priority: -10,
+                    policy: Policy::Accept,
+                }),
+                rules: vec![
+                    Rule {
+                        matches: vec![Match::CtState(vec![CtState::Related, CtState::Established])],
+                        verdict: Verdict::Accept,
+                        counter: false,
+                        comment: None,
+                    },
+                    Rule {
+                        matches: vec![
+                            Match::Iifname {
+                                name: "strait0".into(),
+                                negate: false,
+                            },
+                            Match::SaddrIn {
+                                family: IpFamily::V6,
+                                addrs: Addrs::Set("v6-hosts".into()),
+                                negate: true,
+                            },
+                            Match::L4Proto(L4Proto::Udp),
+                            Match::Dport {
+                                ports: vec![
+                                    PortRange {
+                                        first: 30000,
+                                        last: 32767,
+                                    },
+                                    PortRange::single(53),
+                                ],
+                                negate: false,
+                            },
+                        ],
+                        verdict: Verdict::Jump("sub".into()),
+                        counter: true,
+                        comment: Some("to sub".into()),
+                    },
+                    Rule {
+                        matches: vec![
+                            Match::Oifname {
+                                name: "eth0".into(),
+                                negate: true,
+                            },
+                            Match::DaddrIn {
+                                family: IpFamily::V4,
+                                addrs: Addrs::Cidrs(vec![net("10.1.0.0/16"), net("10.0.0.0/16")]),
+                                negate: false,
+                            },
+                            Match::L4Proto(L4Proto::Icmp),
+                        ],
+                        verdict: Verdict::Drop,
+                        counter: true,
+                        comment: None,
+                    },
+                    Rule {
+                        matches: vec![Match::DaddrIn {
+                            family: IpFamily::V4,
+                            addrs: Addrs::Cidrs(vec![net("10.9.0.0/16")]),
+                            negate: true,
+                        }],
+                        verdict: Verdict::Continue,
+                        counter: true,
+                        comment: None,
+                    },
+                ],
+            },
+            Chain {
+                name: "sub".into(),
+                base: None,
+                rules: vec![Rule {
+                    matches: vec![
+                        Match::L4Proto(L4Proto::Tcp),
+                        Match::Dport {
+                            ports: vec![PortRange::single(22)],
+                            negate: true,
+                        },
+                    ],
+                    verdict: Verdict::Return,
+                    counter: false,
+                    comment: None,
+                }],
+            },
+            Chain {
+                name: "post".into(),
+                base: Some(BaseChain {
+                    kind: ChainType::Nat,
+                    hook: Hook::Postrouting,
+                    priority: 100,
+                    policy: Policy::Accept,
+                }),
+                rules: vec![
+                    Rule {
+                        matches: vec![Match::SaddrIn {
+                            family: IpFamily::V4,
+                            addrs: Addrs::Set("v4".into()),
+                            negate: false,
+                        }],
+                        verdict: Verdict::Masquerade { fully_random: true },
+                        counter: true,
+                        comment: Some("masq".into()),
+                    },
+                    Rule {
+                        matches: vec![Match::SaddrIn {
+                            family: IpFamily::V4,
+                            addrs: Addrs::Set("empty".into()),
+                            negate: false,
+                        }],
+                        verdict: Verdict::Masquerade {
+                            fully_random: false,
+                        },
+                        counter: false,
+                        comment: None,
+                    },
+                ],
+            },
+        ],
+    }
+}
+
+const SAMPLE: &str = r#"add table inet strait_render_test
+flush table inet strait_render_test
+table inet strait_render_test {
+	set v4 {
+		type ipv4_addr
+		flags interval
+		comment "say 'hi'"
+		elements = { 10.0.0.0/8, 192.168.0.0/16 }
+	}
+
+	set v6-hosts {
+		type ipv6_addr
+		elements = { fd00::1, fd00::2 }
+	}
+
+	set empty {
+		type ipv4_addr
+		flags interval
+	}
+
+	chain input {
+		type filter hook input priority -10; policy accept;
+		ct state established,related accept
+		iifname "strait0" ip6 saddr != @v6-hosts meta l4proto udp th dport { 53, 30000-32767 } counter jump sub comment "to sub"
+		oifname != "eth0" ip daddr { 10.0.0.0/16, 10.1.0.0/16 } meta l4proto icmp counter drop
+		ip daddr != 10.9.0.0/16 counter
+	}
+
+	chain sub {
+		meta l4proto tcp th dport != 22 return
+	}
+
+	chain post {
+		type nat hook postrouting priority 100; policy accept;
+		ip saddr @v4 counter masquerade fully-random comment "masq"
+		ip saddr @empty masquerade
+	}
+}
+"#;
+
+#[test]
+fn renders_every_construct() {
+    let t = sample();
+    // The sample's set comment holds '"', which validate rejects; the
+    // renderer still never emits a broken string.
+    assert_eq!(render(&t), SAMPLE);
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    let mut t = sample();
+    t.sets[0].elements.reverse();
+    assert_eq!(render(&t), render(&sample()));
+}
+
+#[test]
+fn empty_table() {
+    assert_eq!(
+        render(&Table::new(Family::Ip, "x")),
+        "add table ip x\nflush table ip x\ntable ip x {\n}\n"
+    );
+}
+
+/// Syntax check against the real nft, ONLY in check mode: `nft -c -f -`
+/// parses the script and has the kernel validate the batch, then aborts it,
+/// so the ruleset is never changed. Needs root (CAP_NET_ADMIN); skipped,
+/// with a message, where nft is missing or not permitted.
+#[test]
+fn nft_check_mode_accepts_the_scripts() {
+    let mut sample = sample();
+    sample.sets[0].comment = Some("say hi".into());
+    sample.validate().unwrap();
+    let mut scripts = vec![("sample", render(&sample))];
+    for (name, cfg) in [
+        (
+            "egress",
+            "nonMasqueradeCIDRs: [192.168.0.0/16, 10.0.0.0/8]\n",
+        ),
+        ("egress-empty", ""),
+    ] {
+        let cfg = strait_model::AgentConfig::from_yaml(&format!(
+            "clusterCIDR: 10.42.0.0/16\nserviceCIDR: 10.43.0.0/16\n{cfg}"
+        ))
+        .unwrap();
+        let mut t = Table::new(Family::Inet, "strait_check_test");
+        crate::egress::add_to_table(
+            &cfg,
+            "10.42.0.0/16".parse().unwrap(),
+            &mut t,
+            &mut Vec::new(),
+        );
+        t.validate().unwrap();
+        scripts.push((name, render(&t)));
+    }
+    for (name, script) in scripts {
+        match nft_check(&script) {
+            Ok(()) => {}
+            Err(NftCheck::Skipped(why)) => {
+                eprintln!("skipping the nft check: {why}");
+                return;
+            }
+            Err(NftCheck::Rejected(msg)) => {
+                panic!("nft -c rejected the {name} script:\n{msg}\n{script}")
+            }
+        }
+    }
+}
+
+enum NftCheck {
+    Skipped(String),
+    Rejected(String),
+}
+
+fn nft_check(script: &str) -> Result<(), NftCheck> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("nft")
+        .args(["-c", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| NftCheck::Skipped(format!("cannot run nft: {e}")))?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if stderr.contains("Operation not permitted") {
+        return Err(NftCheck::Skipped(stderr));
+    }
+    Err(NftCheck::Rejected(stderr))
+}

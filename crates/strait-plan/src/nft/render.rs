@@ -1,18 +1,19 @@
 //! Renders a [`Table`] as an nft script that replaces the table in one atomic
 //! transaction when fed to `nft -f -`: `add table` (so the next line cannot
-//! fail), `flush table` (drops every rule and set element), then the table's
-//! contents. Deterministic: the same table gives the same bytes (set
-//! elements are sorted; sets and chains keep the IR's order).
+//! fail), `delete table` (so chains and sets of an older ruleset cannot
+//! survive, emptied but still hooked), then the table's contents.
+//! Deterministic: the same table gives the same bytes (set elements are
+//! sorted; sets and chains keep the IR's order).
 //!
 //! Owns nft syntax only; what the rules are is decided by the compilers.
 
 use super::ir::{Addrs, BaseChain, Chain, Match, PortRange, Rule, Set, Table, Verdict};
 use std::fmt::Write;
 
-/// The script: `add table`, `flush table`, then the table block.
+/// The script: `add table`, `delete table`, then the table block.
 pub fn render(table: &Table) -> String {
     let id = format!("{} {}", table.family.as_str(), table.name);
-    let mut out = format!("add table {id}\nflush table {id}\ntable {id} {{\n");
+    let mut out = format!("add table {id}\ndelete table {id}\ntable {id} {{\n");
     let mut first = true;
     for set in &table.sets {
         if !first {

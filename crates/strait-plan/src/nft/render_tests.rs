@@ -160,7 +160,7 @@ pub(crate) fn sample() -> Table {
 }
 
 const SAMPLE: &str = r#"add table inet strait_render_test
-flush table inet strait_render_test
+delete table inet strait_render_test
 table inet strait_render_test {
 	set v4 {
 		type ipv4_addr
@@ -218,7 +218,7 @@ fn rendering_is_deterministic() {
 fn empty_table() {
     assert_eq!(
         render(&Table::new(Family::Ip, "x")),
-        "add table ip x\nflush table ip x\ntable ip x {\n}\n"
+        "add table ip x\ndelete table ip x\ntable ip x {\n}\n"
     );
 }
 

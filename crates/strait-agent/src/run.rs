@@ -71,15 +71,16 @@ pub fn sync_once(
         .iter()
         .find(|n| n.metadata.name.as_deref() == Some(opts.node_name.as_str()))
         .ok_or_else(|| format!("node {} is not in the source yet", opts.node_name))?;
-    let ip =
-        match strait_model::node_internal_ip(me) {
-            Some(IpAddr::V4(v4)) => v4,
-            Some(other) => return Err(format!(
+    let ip = match strait_model::node_internal_ip(me) {
+        Some(IpAddr::V4(v4)) => v4,
+        Some(other) => {
+            return Err(format!(
                 "node {}: InternalIP {other} is not IPv4 (IPv6 underlays are not supported yet)",
                 opts.node_name
-            )),
-            None => return Err(format!("node {} has no InternalIP address", opts.node_name)),
-        };
+            ))
+        }
+        None => return Err(format!("node {} has no InternalIP address", opts.node_name)),
+    };
     let local = crate::discover::local_node(nl, &opts.node_name, ip)?;
     let plan = strait_plan::compile(cfg, &local, &snap).map_err(|e| e.to_string())?;
     for w in &plan.warnings {

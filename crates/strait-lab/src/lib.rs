@@ -1,12 +1,24 @@
-//! The runtime side of strait's tests, demo and benchmarks: named network
-//! namespaces that clean up after themselves, and a CNI runtime that runs a
-//! plugin or a conflist the way libcni does.
+//! The runtime side of strait's tests, demo, benchmarks and lab: named
+//! network namespaces that clean up after themselves, a CNI runtime that runs
+//! a plugin or a conflist the way libcni does, and the lab itself — a whole
+//! cluster's network (nodes, router, switches, external hosts) in namespaces,
+//! with an echo server and probes to test it.
 //!
 //! It never changes the machine's own namespace: every namespace it makes is
 //! new, and every command it runs on the "host" side runs inside one of them.
 
 pub mod cni;
+pub mod echo;
+pub mod error;
+pub mod fabric;
 pub mod netns;
+pub mod probe;
+pub mod topology;
 
 pub use cni::{CniCall, CniOutput, Conflist};
-pub use netns::{unique_name, Netns};
+pub use echo::EchoServer;
+pub use error::LabError;
+pub use fabric::{DownReport, Fabric, FabricState, LabPaths, Target};
+pub use netns::{run_in_netns, unique_name, Netns};
+pub use probe::{probe, ProbeResult, Proto};
+pub use topology::Topology;

@@ -3,7 +3,7 @@
 use nix::sched::{setns, CloneFlags};
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -69,13 +69,7 @@ impl Netns {
     /// Runs `f` on a fresh thread that has entered this namespace, so sockets
     /// it opens live here. The caller's thread never changes namespace.
     pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
-        let file = File::open(self.path())?;
-        std::thread::spawn(move || {
-            setns(&file, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
-            Ok(f())
-        })
-        .join()
-        .map_err(|_| io::Error::other("thread inside the namespace panicked"))?
+        run_in_netns(&self.path(), f)
     }
 }
 
@@ -85,6 +79,29 @@ impl Drop for Netns {
             .args(["netns", "del", &self.name])
             .output();
     }
+}
+
+/// Runs `f` on a fresh thread that has entered the network namespace at
+/// `path` (`/run/netns/NAME` or `/proc/PID/ns/net`); the caller's thread
+/// never changes namespace. Fails if the namespace cannot be entered.
+pub fn run_in_netns<T: Send + 'static>(
+    path: &Path,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<T> {
+    let file = File::open(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("opening namespace {}: {e}", path.display()),
+        )
+    })?;
+    let shown = path.display().to_string();
+    std::thread::spawn(move || {
+        setns(&file, CloneFlags::CLONE_NEWNET)
+            .map_err(|e| io::Error::other(format!("entering namespace {shown}: {e}")))?;
+        Ok(f())
+    })
+    .join()
+    .map_err(|_| io::Error::other("thread inside the namespace panicked"))?
 }
 
 /// Runs a command; its stdout on success, stderr in the error otherwise.

@@ -51,7 +51,9 @@ pub fn run(
         ));
     }
     let dir = strait_cni_dir(cni_bin_dir)?;
-    let state = std::env::temp_dir().join(format!("strait-bench-{}", std::process::id()));
+    // Both plugins keep their IPAM state on /run (tmpfs), strait-cni's
+    // default store location; same directory tree for both.
+    let state = PathBuf::from(format!("/run/strait-bench-{}", std::process::id()));
     std::fs::create_dir_all(&state).map_err(|e| e.to_string())?;
     let sides = [
         Side {
@@ -133,7 +135,7 @@ pub fn run(
              Machine: {}\n\n{table}\n{summary}.\n\n\
              Each ADD/DEL is one plugin process, exec to exit, spawned from a thread inside the node namespace; \
              {pods} pods sequentially, then {pods} more with {parallel} processes at once. \
-             Pod namespaces are created before timing. Both plugins use the same /24 and a bridge with the gateway address; \
+             Pod namespaces are created before timing. Both plugins keep IPAM state under /run (tmpfs, strait-cni's default) and use the same /24 and a bridge with the gateway address; \
              strait-cni also turns on hairpin mode, the reference does not by default. \
              The floor rows are what no plugin can go below here: the harness spawning a no-op process, and one netlink request \
              creating (its read-back included) or deleting a veth pair whose peer is in a pod namespace. \

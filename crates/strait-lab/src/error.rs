@@ -23,6 +23,10 @@ pub enum LabError {
         detail: String,
     },
 
+    /// A cluster-level step (agents, pods, manifests) failed.
+    #[error("{0}")]
+    Cluster(String),
+
     /// A file or directory of the lab could not be read or written.
     #[error("{what} {}: {source}", .path.display())]
     Io {

@@ -7,6 +7,7 @@
 //! It never changes the machine's own namespace: every namespace it makes is
 //! new, and every command it runs on the "host" side runs inside one of them.
 
+pub mod cluster;
 pub mod cni;
 pub mod echo;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod netns;
 pub mod probe;
 pub mod topology;
 
+pub use cluster::{Binaries, Cluster, PodRecord};
 pub use cni::{CniCall, CniOutput, Conflist};
 pub use echo::EchoServer;
 pub use error::LabError;

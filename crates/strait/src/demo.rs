@@ -81,7 +81,7 @@ pub fn run(cni_bin_dir: Option<PathBuf>) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&state);
     println!("cleanup done: pods deleted with CNI DEL, namespaces removed");
     if all_ok {
-        println!("\nThe pods reached each other. Next: `strait lab demo` runs a whole cluster (coming with the lab).");
+        println!("\nThe pods reached each other. Next: `strait lab demo` runs a whole cluster.");
         Ok(())
     } else {
         Err("the pods could not reach each other".into())

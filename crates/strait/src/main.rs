@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod lab;
 mod plugins;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,14 @@ enum Cmd {
     /// The node agent: programs this node's pod network from a source and
     /// keeps it programmed.
     Agent(AgentArgs),
+    /// A whole cluster in network namespaces on this machine.
+    Lab {
+        /// The lab's name (its namespaces are `<lab>-...`).
+        #[arg(long, default_value = lab::DEFAULT_LAB, global = true)]
+        lab: String,
+        #[command(subcommand)]
+        cmd: lab::LabCmd,
+    },
     /// Benchmarks against the named peer, in one run.
     Bench {
         #[command(subcommand)]
@@ -88,6 +97,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Demo { cni_bin_dir } => demo::run(cni_bin_dir),
         Cmd::Agent(args) => agent(args),
+        Cmd::Lab { lab, cmd } => {
+            // Lab commands choose their own exit codes (probe: 0, 1, 2).
+            return match lab::run(&lab, cmd) {
+                Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+                Err(e) => {
+                    eprintln!("strait: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Cmd::Bench { which } => bench::run(which),
     };
     match result {

@@ -90,8 +90,16 @@ pub fn sync_once(
     Ok(report.changes)
 }
 
+/// Size and mtime of the config file, to notice edits.
+fn config_stamp(path: &Path) -> Option<(u64, Option<SystemTime>)> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.len(), m.modified().ok()))
+}
+
 pub fn run(opts: Options) -> Result<(), String> {
-    let cfg = load_config(&opts.config)?;
+    let mut cfg = load_config(&opts.config)?;
+    let mut cfg_stamp = config_stamp(&opts.config);
     let metrics = Metrics::new();
     let bound = crate::http::serve(opts.listen, metrics.clone())
         .map_err(|e| format!("--listen {}: {e}", opts.listen))?;
@@ -107,9 +115,26 @@ pub fn run(opts: Options) -> Result<(), String> {
     let mut last_error: Option<String> = None;
     loop {
         let now = Instant::now();
+        // An edited config is picked up without a restart; a broken one is
+        // reported and the last good one stays in force.
+        let stamp = config_stamp(&opts.config);
+        let mut config_changed = false;
+        if stamp != cfg_stamp {
+            cfg_stamp = stamp;
+            match load_config(&opts.config) {
+                Ok(new) => {
+                    log(format!("config {} reloaded", opts.config.display()));
+                    cfg = new;
+                    config_changed = true;
+                }
+                Err(e) => log(format!(
+                    "config not reloaded, keeping the previous one: {e}"
+                )),
+            }
+        }
         let print = fingerprint(&opts.manifests);
         let due = last_sync.is_none_or(|t| now.duration_since(t) >= opts.interval);
-        if print != last_print || due {
+        if print != last_print || due || config_changed {
             last_print = print;
             let full = last_full.is_none_or(|t| now.duration_since(t) >= opts.resync);
             let started = Instant::now();

@@ -73,6 +73,9 @@ pub enum LabCmd {
         udp: Vec<u16>,
         #[arg(long, value_delimiter = ',')]
         sctp: Vec<u16>,
+        /// Written once every socket is bound.
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
     },
 }
 
@@ -92,9 +95,16 @@ pub fn run(lab: &str, cmd: LabCmd) -> Result<i32, String> {
             tcp,
             udp,
             sctp,
+            ready_file,
         } => {
-            strait_lab::echo::serve(&label, &tcp, &udp, &sctp).map_err(|e| e.to_string())?;
-            Ok(0)
+            let _server = strait_lab::EchoServer::start(&label, &tcp, &udp, &sctp)
+                .map_err(|e| e.to_string())?;
+            if let Some(f) = ready_file {
+                std::fs::write(&f, "ready\n").map_err(|e| format!("{}: {e}", f.display()))?;
+            }
+            loop {
+                std::thread::park();
+            }
         }
         LabCmd::Up { file } => {
             let topo = match file {

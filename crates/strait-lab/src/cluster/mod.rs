@@ -110,26 +110,7 @@ impl Cluster {
         objects::write_nodes(&self.manifests(lab), topo)?;
 
         for node in &topo.nodes {
-            let dir = self.node_dir(lab, &node.name);
-            std::fs::create_dir_all(&dir).map_err(LabError::io("create", &dir))?;
-            let netns = topo.netns(NsKind::Node, &node.name);
-            let strait = self.bins.strait.display().to_string();
-            let args = [
-                strait.as_str(),
-                "agent",
-                "--config",
-                &agent_yaml.display().to_string(),
-                "--manifests",
-                &self.manifests(lab).display().to_string(),
-                "--node-name",
-                &node.name,
-                "--listen",
-                &format!("127.0.0.1:{AGENT_PORT}"),
-                "--node-file",
-                &dir.join("node.json").display().to_string(),
-            ]
-            .map(|s| s.to_owned());
-            spawn_detached(&netns, &args, &dir.join("agent.log"))?;
+            self.start_agent(topo, &node.name)?;
         }
         for net in &topo.external_networks {
             for host in &net.hosts {
@@ -160,6 +141,57 @@ impl Cluster {
         Ok(())
     }
 
+    /// Starts `strait agent` (detached) inside a node's namespace.
+    pub fn start_agent(&self, topo: &Topology, node: &str) -> Result<(), LabError> {
+        let lab = &topo.name;
+        let dir = self.node_dir(lab, node);
+        std::fs::create_dir_all(&dir).map_err(LabError::io("create", &dir))?;
+        let netns = topo.netns(NsKind::Node, node);
+        let args = [
+            self.bins.strait.display().to_string(),
+            "agent".into(),
+            "--config".into(),
+            self.dir(lab).join("agent.yaml").display().to_string(),
+            "--manifests".into(),
+            self.manifests(lab).display().to_string(),
+            "--node-name".into(),
+            node.into(),
+            "--listen".into(),
+            format!("127.0.0.1:{AGENT_PORT}"),
+            "--node-file".into(),
+            dir.join("node.json").display().to_string(),
+        ];
+        spawn_detached(&netns, &args, &dir.join("agent.log"))
+    }
+
+    /// Pids of the agent processes running in a node's namespace.
+    pub fn agent_pids(&self, topo: &Topology, node: &str) -> Vec<i32> {
+        let path = PathBuf::from("/run/netns").join(topo.netns(NsKind::Node, node));
+        crate::fabric::netns_pids(&[path])
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|c| {
+                        let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+                        args.iter().any(|a| *a == b"agent")
+                            && args.iter().any(|a| *a == b"--node-name")
+                    })
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
+    /// Waits until a node's agent answers /readyz with 200.
+    pub fn wait_agent(
+        &self,
+        topo: &Topology,
+        node: &str,
+        timeout: Duration,
+    ) -> Result<(), LabError> {
+        let path = PathBuf::from("/run/netns").join(topo.netns(NsKind::Node, node));
+        wait_ready(&path, timeout).map_err(|e| err(format!("agent of {node}: {e}")))
+    }
+
     /// Starts an echo server (detached) inside `netns`.
     pub fn start_echo(
         &self,
@@ -184,11 +216,28 @@ impl Cluster {
                 args.push(list(ports));
             }
         }
-        let log = self
+        let base = self
             .dir(lab)
             .join("logs")
-            .join(format!("echo-{}.log", label.replace('/', "_")));
-        spawn_detached(netns, &args, &log)
+            .join(format!("echo-{}", label.replace('/', "_")));
+        let ready = base.with_extension("ready");
+        let _ = std::fs::remove_file(&ready);
+        args.push("--ready-file".into());
+        args.push(ready.display().to_string());
+        spawn_detached(netns, &args, &base.with_extension("log"))?;
+        // Return only once it listens: a pod is up when `apply` returns.
+        let start = Instant::now();
+        while !ready.exists() {
+            if start.elapsed() > Duration::from_secs(10) {
+                let log = std::fs::read_to_string(base.with_extension("log")).unwrap_or_default();
+                return Err(err(format!(
+                    "echo server {label} in {netns} did not start: {}",
+                    log.trim()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
     }
 
     /// Whether each node's agent answers /readyz with 200.

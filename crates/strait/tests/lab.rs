@@ -1,0 +1,348 @@
+//! End to end in the lab, as CI runs it: real namespaces, real agents
+//! (`strait agent` processes), pods attached by strait-cni, real packets.
+//! Each test runs its own lab (unique name, own state directory).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+use strait_lab::cluster::objects;
+use strait_lab::{probe, run_in_netns, Binaries, Cluster, LabPaths, ProbeResult, Proto, Topology};
+
+struct Lab {
+    cluster: Cluster,
+    topo: Topology,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.cluster.fabric.down(&self.topo.name);
+    }
+}
+
+fn bins() -> Binaries {
+    let strait = PathBuf::from(env!("CARGO_BIN_EXE_strait"));
+    let dir = strait.parent().unwrap().to_path_buf();
+    assert!(
+        dir.join("strait-cni").is_file(),
+        "strait-cni is not built next to strait in {} (run the workspace tests: cargo test --workspace)",
+        dir.display()
+    );
+    Binaries {
+        strait,
+        cni_dir: dir,
+    }
+}
+
+fn lab_name() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "e{}x{}",
+        std::process::id() % 100_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The default topology under a unique name, changed by `edit`.
+fn up(edit: impl FnOnce(&mut Topology)) -> Lab {
+    let mut topo = Topology::default_lab();
+    topo.name = lab_name();
+    edit(&mut topo);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::new(LabPaths::new(dir.path()), bins());
+    cluster
+        .up(&topo, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("lab up: {e}"));
+    Lab {
+        cluster,
+        topo,
+        _dir: dir,
+    }
+}
+
+fn pod(ns: &str, name: &str, node: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  nodeName: {node}\n  containers:\n  - name: c\n    image: echo\n    ports: [{{containerPort: 80}}, {{containerPort: 80, protocol: UDP}}]\n---\n"
+    )
+}
+
+impl Lab {
+    fn apply(&self, yaml: &str) {
+        self.cluster
+            .apply(&self.topo.name, yaml, "test.yaml")
+            .unwrap_or_else(|e| panic!("apply: {e}"));
+    }
+
+    fn probe(&self, from: &str, to: &str, port: u16, proto: Proto) -> ProbeResult {
+        let state = self.cluster.fabric.state(&self.topo.name).unwrap();
+        let src = self.cluster.endpoint(&state, from).unwrap();
+        let dst = self.cluster.endpoint(&state, to).unwrap();
+        probe(
+            &src.netns,
+            dst.ip.unwrap(),
+            port,
+            proto,
+            Duration::from_millis(1500),
+        )
+        .unwrap()
+    }
+
+    /// The answer line, or a panic naming what happened instead.
+    fn reach(&self, from: &str, to: &str, port: u16, proto: Proto) -> String {
+        match self.probe(from, to, port, proto) {
+            ProbeResult::Answered(line) => line,
+            other => panic!("{from} -> {to} {proto}/{port}: {other}"),
+        }
+    }
+
+    fn pod_ip(&self, ns: &str, name: &str) -> String {
+        self.cluster
+            .pod_record(&self.topo.name, ns, name)
+            .unwrap()
+            .ip
+    }
+
+    fn node_exec(&self, node: &str, argv: &[&str]) -> String {
+        let state = self.cluster.fabric.state(&self.topo.name).unwrap();
+        let out = state
+            .exec(&strait_lab::Target::Node(node.into()), argv)
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Polls `f` until it holds or `secs` pass.
+    fn eventually(&self, secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(secs) {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("not within {secs}s: {what}");
+    }
+}
+
+fn pod_to_pod_and_out(backend: &str) {
+    let lab = up(|t| {
+        t.backend = if backend == "vxlan" {
+            strait_lab::topology::Backend::Vxlan
+        } else {
+            strait_lab::topology::Backend::HostGw
+        }
+    });
+    lab.apply(&(pod("t", "a", "node-1") + &pod("t", "b", "node-1") + &pod("t", "c", "node-2")));
+    let a_ip = lab.pod_ip("t", "a");
+    for to in ["pod/t/b", "pod/t/c"] {
+        for proto in [Proto::Tcp, Proto::Udp] {
+            let line = lab.reach("pod/t/a", to, 80, proto);
+            // The server saw the pod's own address: no SNAT inside the cluster.
+            assert!(
+                line.contains(&format!(" {a_ip}:")),
+                "{backend} {to} {proto}: {line}"
+            );
+        }
+        lab.reach("pod/t/a", to, 0, Proto::Icmp);
+    }
+    // To legacy-db through the node's static route, masqueraded to the node.
+    let line = lab.reach("pod/t/c", "host/legacy-db", 80, Proto::Tcp);
+    assert!(line.starts_with("host/legacy-db 192.168.1.12:"), "{line}");
+    let line = lab.reach("pod/t/a", "host/legacy-db", 80, Proto::Udp);
+    assert!(line.starts_with("host/legacy-db 192.168.1.11:"), "{line}");
+}
+
+#[test]
+fn vxlan_pods_reach_each_other_and_the_outside() {
+    pod_to_pod_and_out("vxlan");
+}
+
+#[test]
+fn host_gw_pods_reach_each_other_and_the_outside() {
+    pod_to_pod_and_out("host-gw");
+}
+
+#[test]
+fn non_masquerade_cidrs_keep_the_pod_address() {
+    let lab = up(|t| {
+        t.agent = Some(serde_yaml::from_str("nonMasqueradeCIDRs: [192.168.2.0/24]").unwrap());
+        t.router.routes = vec![
+            strait_lab::topology::Route {
+                to: "10.42.1.0/24".parse().unwrap(),
+                via: "192.168.1.11".parse().unwrap(),
+            },
+            strait_lab::topology::Route {
+                to: "10.42.2.0/24".parse().unwrap(),
+                via: "192.168.1.12".parse().unwrap(),
+            },
+        ];
+    });
+    lab.apply(&pod("t", "a", "node-2"));
+    let ip = lab.pod_ip("t", "a");
+    let line = lab.reach("pod/t/a", "host/legacy-db", 80, Proto::Tcp);
+    assert!(line.starts_with(&format!("host/legacy-db {ip}:")), "{line}");
+}
+
+#[test]
+fn node_routes_declare_the_missing_route() {
+    // node-2 lacks the static route to 192.168.2.0/24 (the source's case).
+    let lab = up(|t| t.nodes[1].static_routes.clear());
+    lab.apply(&pod("t", "a", "node-2"));
+    let blocked = lab.probe("pod/t/a", "host/legacy-db", 80, Proto::Tcp);
+    assert!(
+        blocked.answer().is_none(),
+        "reached legacy-db without a route: {blocked}"
+    );
+
+    // Declare it in the agent config; the agents pick the change up.
+    let cfg = lab.cluster.dir(&lab.topo.name).join("agent.yaml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("nodeRoutes:\n- {to: 192.168.2.0/24, via: 192.168.1.1}\n");
+    std::fs::write(&cfg, text).unwrap();
+    lab.eventually(10, "legacy-db reachable after nodeRoutes", || {
+        lab.probe("pod/t/a", "host/legacy-db", 80, Proto::Tcp)
+            .answer()
+            .is_some()
+    });
+    let routes = lab.node_exec("node-2", &["ip", "route", "show", "proto", "90"]);
+    assert!(
+        routes.contains("192.168.2.0/24 via 192.168.1.1"),
+        "{routes}"
+    );
+}
+
+#[test]
+fn nodes_join_and_leave_at_run_time() {
+    let lab = up(|_| {});
+    lab.apply(&(pod("t", "a", "node-1") + &pod("t", "b", "node-2")));
+    lab.reach("pod/t/a", "pod/t/b", 80, Proto::Tcp);
+    let manifests = lab.cluster.manifests(&lab.topo.name);
+
+    // node-2's Node object goes away: node-1 forgets its pod CIDR.
+    objects::remove_node(&manifests, "node-2").unwrap();
+    lab.eventually(5, "node-1 drops the route to node-2's pods", || {
+        !lab.node_exec("node-1", &["ip", "route", "show", "proto", "90"])
+            .contains("10.42.2.0/24")
+    });
+    assert!(lab
+        .probe("pod/t/a", "pod/t/b", 80, Proto::Tcp)
+        .answer()
+        .is_none());
+
+    // ... and comes back.
+    objects::write_node(&manifests, "node-2", "192.168.1.12", "10.42.2.0/24").unwrap();
+    lab.eventually(5, "pods on node-2 reachable again", || {
+        lab.probe("pod/t/a", "pod/t/b", 80, Proto::Tcp)
+            .answer()
+            .is_some()
+    });
+}
+
+#[test]
+fn agent_restart_keeps_established_connections() {
+    let lab = up(|_| {});
+    lab.apply(&(pod("t", "a", "node-1") + &pod("t", "b", "node-2")));
+    let state = lab.cluster.fabric.state(&lab.topo.name).unwrap();
+    let a = lab.cluster.endpoint(&state, "pod/t/a").unwrap();
+    let b = lab.cluster.endpoint(&state, "pod/t/b").unwrap();
+    // A line echo server on a's port 9000, a client in b with one connection.
+    let listener = run_in_netns(&a.netns, || TcpListener::bind("0.0.0.0:9000"))
+        .unwrap()
+        .unwrap();
+    std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        let mut w = s.try_clone().unwrap();
+        for line in BufReader::new(s).lines() {
+            let Ok(line) = line else { break };
+            let _ = writeln!(w, "echo {line}");
+        }
+    });
+    let to = format!("{}:9000", a.ip.unwrap());
+    let client = run_in_netns(&b.netns, move || TcpStream::connect(to))
+        .unwrap()
+        .unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut w = client.try_clone().unwrap();
+    let mut r = BufReader::new(client);
+    let mut roundtrip = |msg: &str| {
+        writeln!(w, "{msg}").unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line)
+            .unwrap_or_else(|e| panic!("{msg}: {e}"));
+        assert_eq!(line.trim(), format!("echo {msg}"));
+    };
+    roundtrip("before");
+
+    for node in ["node-1", "node-2"] {
+        let pids = lab.cluster.agent_pids(&lab.topo, node);
+        assert_eq!(pids.len(), 1, "{node}: {pids:?}");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pids[0]),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    roundtrip("agents down");
+
+    for node in ["node-1", "node-2"] {
+        lab.cluster.start_agent(&lab.topo, node).unwrap();
+        lab.cluster
+            .wait_agent(&lab.topo, node, Duration::from_secs(20))
+            .unwrap();
+    }
+    roundtrip("agents back");
+    // The new agents found everything right and changed nothing.
+    let log = std::fs::read_to_string(
+        lab.cluster
+            .node_dir(&lab.topo.name, "node-1")
+            .join("agent.log"),
+    )
+    .unwrap();
+    let after: Vec<&str> = log
+        .rsplit("serving /healthz")
+        .next()
+        .unwrap()
+        .lines()
+        .skip(1)
+        .collect();
+    assert!(
+        after.iter().all(|l| l.contains("first sync done")),
+        "the restarted agent changed something: {after:?}"
+    );
+}
+
+#[test]
+fn down_after_kill_nine_leaves_nothing() {
+    let lab = up(|_| {});
+    lab.apply(&(pod("t", "a", "node-1") + &pod("t", "b", "node-2")));
+    let name = lab.topo.name.clone();
+    let namespaces: Vec<PathBuf> = strait_lab::fabric::lab_namespaces(&name)
+        .unwrap()
+        .into_iter()
+        .map(|n| PathBuf::from("/run/netns").join(n))
+        .collect();
+    let pids = strait_lab::fabric::netns_pids(&namespaces);
+    // Two agents, legacy-db's echo server, two pods' echo servers.
+    assert_eq!(pids.len(), 5, "agents and echo servers: {pids:?}");
+    for pid in pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    lab.cluster.fabric.down(&name).unwrap();
+    assert!(strait_lab::fabric::lab_namespaces(&name)
+        .unwrap()
+        .is_empty());
+    assert!(strait_lab::fabric::netns_pids(&namespaces).is_empty());
+    assert!(!lab.cluster.dir(&name).exists());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&format!("/run/netns/{name}-")),
+        "namespace mounts left behind"
+    );
+}

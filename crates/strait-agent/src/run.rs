@@ -64,6 +64,7 @@ pub fn sync_once(
     applier: &mut Applier,
     nl: &mut strait_kernel::Netlink,
     full: bool,
+    metrics: Option<&Metrics>,
 ) -> Result<Vec<String>, String> {
     let snap = ManifestStore::load(&opts.manifests).map_err(|e| e.to_string())?;
     let me = snap
@@ -87,6 +88,12 @@ pub fn sync_once(
         log(format!("warning: {w}"));
     }
     let report = applier.apply(&plan, full).map_err(|e| e.to_string())?;
+    if let Some(m) = metrics {
+        m.set_owned("route", report.routes);
+        m.set_owned("fdb", report.fdb);
+        m.set_owned("neighbour", report.neighbours);
+        m.set_owned("nft_table", 1);
+    }
     Ok(report.changes)
 }
 
@@ -138,7 +145,7 @@ pub fn run(opts: Options) -> Result<(), String> {
             last_print = print;
             let full = last_full.is_none_or(|t| now.duration_since(t) >= opts.resync);
             let started = Instant::now();
-            match sync_once(&cfg, &opts, &mut applier, &mut nl, full) {
+            match sync_once(&cfg, &opts, &mut applier, &mut nl, full, Some(&metrics)) {
                 Ok(changes) => {
                     metrics.syncs.inc();
                     metrics

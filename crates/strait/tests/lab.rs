@@ -151,6 +151,23 @@ fn pod_to_pod_and_out(backend: &str) {
     assert!(line.starts_with("host/legacy-db 192.168.1.12:"), "{line}");
     let line = lab.reach("pod/t/a", "host/legacy-db", 80, Proto::Udp);
     assert!(line.starts_with("host/legacy-db 192.168.1.11:"), "{line}");
+
+    // The agent's metrics: node-1 owns one route (to node-2's pods).
+    let state = lab.cluster.fabric.state(&lab.topo.name).unwrap();
+    let node1 = lab.cluster.endpoint(&state, "node/node-1").unwrap();
+    let metrics = run_in_netns(&node1.netns, || {
+        let mut s = TcpStream::connect(("127.0.0.1", strait_lab::cluster::AGENT_PORT)).unwrap();
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut s, &mut out).unwrap();
+        out
+    })
+    .unwrap();
+    assert!(
+        metrics.contains("strait_agent_owned_objects{kind=\"route\"} 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("strait_agent_syncs_total 0"), "{metrics}");
 }
 
 #[test]

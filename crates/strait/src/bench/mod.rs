@@ -2,6 +2,7 @@
 //! the same run and write their results into docs/benchmarks.md.
 
 mod cni;
+mod lab;
 mod report;
 
 use clap::Subcommand;
@@ -25,6 +26,21 @@ pub enum Which {
         #[arg(long)]
         write: Option<PathBuf>,
     },
+    /// Pod-to-pod throughput (host-gw, vxlan) vs a raw veth pair, and node
+    /// join convergence with simulated nodes.
+    Lab {
+        /// Seconds per iperf3 run.
+        #[arg(long, default_value_t = 4)]
+        seconds: u64,
+        /// Interleaved rounds per path.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Simulated nodes already in the cluster.
+        #[arg(long, default_value_t = 100)]
+        nodes: usize,
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
 }
 
 pub fn run(which: Which) -> Result<(), String> {
@@ -35,5 +51,11 @@ pub fn run(which: Which) -> Result<(), String> {
             cni_bin_dir,
             write,
         } => cni::run(pods, parallel, cni_bin_dir, write),
+        Which::Lab {
+            seconds,
+            rounds,
+            nodes,
+            write,
+        } => lab::run(seconds, rounds, nodes, write),
     }
 }

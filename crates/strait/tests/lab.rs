@@ -236,6 +236,17 @@ fn nodes_join_and_leave_at_run_time() {
     lab.reach("pod/t/a", "pod/t/b", 80, Proto::Tcp);
     let manifests = lab.cluster.manifests(&lab.topo.name);
 
+    // Drift: a route deleted by hand is back within seconds.
+    lab.node_exec("node-1", &["ip", "route", "del", "10.42.2.0/24"]);
+    assert!(!lab
+        .node_exec("node-1", &["ip", "route"])
+        .contains("10.42.2.0/24"));
+    lab.eventually(5, "the running agent restores the deleted route", || {
+        lab.node_exec("node-1", &["ip", "route", "show", "proto", "90"])
+            .contains("10.42.2.0/24")
+    });
+    lab.reach("pod/t/a", "pod/t/b", 80, Proto::Tcp);
+
     // node-2's Node object goes away: node-1 forgets its pod CIDR.
     objects::remove_node(&manifests, "node-2").unwrap();
     lab.eventually(5, "node-1 drops the route to node-2's pods", || {

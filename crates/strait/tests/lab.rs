@@ -374,3 +374,65 @@ fn down_after_kill_nine_leaves_nothing() {
         "namespace mounts left behind"
     );
 }
+
+/// The lab plays the control plane for Services: ClusterIP and NodePort
+/// allocation, EndpointSlices following pods, labels and deletions.
+#[test]
+fn services_get_addresses_and_endpoint_slices() {
+    let lab = up(|_| {});
+    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: t}\nspec:\n  type: NodePort\n  selector: {app: web}\n  ports: [{name: http, port: 80, targetPort: http}]\n---\n";
+    let web = |name: &str, node: &str, port: u16, app: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: t, labels: {{app: {app}}}}}\nspec:\n  nodeName: {node}\n  containers: [{{name: c, image: x, ports: [{{name: http, containerPort: {port}}}]}}]\n---\n")
+    };
+    lab.apply(
+        &(svc.to_owned() + &web("w1", "node-1", 8080, "web") + &web("w2", "node-2", 8081, "web")),
+    );
+    let dir = lab.cluster.manifests(&lab.topo.name);
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(f)).unwrap()).unwrap()
+    };
+    let s = read("service.t.web.json");
+    assert_eq!(s["spec"]["clusterIP"], "10.43.0.10");
+    assert_eq!(s["spec"]["ports"][0]["nodePort"], 30000);
+    let slices = || -> Vec<(Vec<String>, i64)> {
+        let mut v: Vec<(Vec<String>, i64)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("endpointslice.t.web-")
+            })
+            .map(|e| {
+                let j: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+                let ips = j["endpoints"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|ep| ep["addresses"][0].as_str().unwrap().to_owned())
+                    .collect();
+                (ips, j["ports"][0]["port"].as_i64().unwrap_or(0))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // The named targetPort resolves per pod: two slices.
+    let (w1, w2) = (lab.pod_ip("t", "w1"), lab.pod_ip("t", "w2"));
+    assert_eq!(
+        slices(),
+        vec![(vec![w1.clone()], 8080), (vec![w2.clone()], 8081)]
+    );
+    // w2 stops matching the selector: it leaves the Service.
+    lab.apply(&web("w2", "node-2", 8081, "other"));
+    assert_eq!(slices(), vec![(vec![w1], 8080)]);
+    // Deleting the last endpoint leaves an empty slice (no endpoints).
+    lab.cluster
+        .delete(&lab.topo.name, &web("w1", "node-1", 8080, "web"), "t")
+        .unwrap();
+    assert_eq!(slices(), vec![(vec![], 0)]);
+    // Deleting the Service removes its slices.
+    lab.cluster.delete(&lab.topo.name, svc, "t").unwrap();
+    assert!(slices().is_empty());
+}

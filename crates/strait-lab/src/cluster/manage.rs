@@ -89,12 +89,24 @@ impl Cluster {
                         r.namespace, r.name, r.node, r.ip
                     ));
                 }
+                Object::Service(mut svc) => {
+                    self.allocate_service(lab, &mut svc)?;
+                    let ip = svc
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.cluster_ip.clone())
+                        .unwrap_or_default();
+                    let obj = Object::Service(svc);
+                    write_object(&self.manifests(lab), &obj)?;
+                    done.push(format!("{} ({ip})", obj.describe()));
+                }
                 other => {
                     write_object(&self.manifests(lab), &other)?;
                     done.push(other.describe());
                 }
             }
         }
+        self.sync_endpoint_slices(lab)?;
         Ok(done)
     }
 
@@ -124,6 +136,7 @@ impl Cluster {
                 done.push(obj.describe());
             }
         }
+        self.sync_endpoint_slices(lab)?;
         Ok(done)
     }
 

@@ -12,6 +12,7 @@
 mod manage;
 pub mod objects;
 mod pods;
+mod services;
 
 pub use manage::{Endpoint, Status};
 pub use pods::PodRecord;

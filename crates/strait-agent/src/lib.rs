@@ -11,3 +11,4 @@ pub mod http;
 pub mod metrics;
 pub mod node_file;
 pub mod run;
+pub mod watch;

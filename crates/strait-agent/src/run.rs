@@ -116,6 +116,24 @@ pub fn run(opts: Options) -> Result<(), String> {
     ));
     let mut applier = Applier::new(&opts.node_file).map_err(|e| e.to_string())?;
     let mut nl = strait_kernel::Netlink::open().map_err(|e| format!("netlink: {e}"))?;
+    // inotify on the source directory and the config's directory; polling
+    // the directory is the fallback where a watch cannot be set.
+    let config_dir = opts
+        .config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let watch = match crate::watch::Watch::new(&[&opts.manifests, config_dir]) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            log(format!(
+                "no inotify watch ({e}): polling {} instead",
+                opts.manifests.display()
+            ));
+            None
+        }
+    };
+    let mut event = false;
     let mut last_print = fingerprint(&opts.manifests);
     let mut last_sync: Option<Instant> = None;
     let mut last_full: Option<Instant> = None;
@@ -139,10 +157,17 @@ pub fn run(opts: Options) -> Result<(), String> {
                 )),
             }
         }
-        let print = fingerprint(&opts.manifests);
+        let changed = match &watch {
+            Some(_) => std::mem::take(&mut event),
+            None => {
+                let print = fingerprint(&opts.manifests);
+                let changed = print != last_print;
+                last_print = print;
+                changed
+            }
+        };
         let due = last_sync.is_none_or(|t| now.duration_since(t) >= opts.interval);
-        if print != last_print || due || config_changed {
-            last_print = print;
+        if changed || due || config_changed {
             let full = last_full.is_none_or(|t| now.duration_since(t) >= opts.resync);
             let started = Instant::now();
             match sync_once(&cfg, &opts, &mut applier, &mut nl, full, Some(&metrics)) {
@@ -180,7 +205,13 @@ pub fn run(opts: Options) -> Result<(), String> {
                 return Ok(());
             }
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // Sleep until the next periodic sync, an event, or (for the config
+        // stamp and the polling fallback) 100 ms at most.
+        let wait = Duration::from_millis(100);
+        match &watch {
+            Some(w) => event = w.wait(wait),
+            None => std::thread::sleep(wait),
+        }
     }
 }
 

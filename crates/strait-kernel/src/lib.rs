@@ -4,6 +4,7 @@
 //! agent drives it from one dedicated thread.
 
 pub mod address;
+pub mod conntrack;
 pub mod link;
 pub mod neighbour;
 pub mod netlink;

@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod discover;
+pub mod health_check;
 pub mod http;
 pub mod metrics;
 pub mod node_file;

@@ -57,7 +57,14 @@ fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
     v
 }
 
-/// One sync: load, compile, apply. Returns the changes made.
+/// What one sync did and what it wants served beside the kernel state.
+#[derive(Debug, Default)]
+pub struct Synced {
+    pub changes: Vec<String>,
+    pub health_checks: std::collections::BTreeMap<u16, crate::health_check::Check>,
+}
+
+/// One sync: load, compile, apply.
 pub fn sync_once(
     cfg: &AgentConfig,
     opts: &Options,
@@ -65,7 +72,7 @@ pub fn sync_once(
     nl: &mut strait_kernel::Netlink,
     full: bool,
     metrics: Option<&Metrics>,
-) -> Result<Vec<String>, String> {
+) -> Result<Synced, String> {
     let snap = ManifestStore::load(&opts.manifests).map_err(|e| e.to_string())?;
     let me = snap
         .nodes
@@ -94,7 +101,10 @@ pub fn sync_once(
         m.set_owned("neighbour", report.neighbours);
         m.set_owned("nft_table", 1);
     }
-    Ok(report.changes)
+    Ok(Synced {
+        changes: report.changes,
+        health_checks: crate::health_check::wanted(&snap, &opts.node_name),
+    })
 }
 
 /// Size and mtime of the config file, to notice edits.
@@ -134,6 +144,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         }
     };
     let mut event = false;
+    let mut health_checks = crate::health_check::HealthChecks::default();
     let mut last_print = fingerprint(&opts.manifests);
     let mut last_sync: Option<Instant> = None;
     let mut last_full: Option<Instant> = None;
@@ -171,7 +182,11 @@ pub fn run(opts: Options) -> Result<(), String> {
             let full = last_full.is_none_or(|t| now.duration_since(t) >= opts.resync);
             let started = Instant::now();
             match sync_once(&cfg, &opts, &mut applier, &mut nl, full, Some(&metrics)) {
-                Ok(changes) => {
+                Ok(synced) => {
+                    let changes = synced.changes;
+                    for problem in health_checks.update(synced.health_checks) {
+                        log(problem);
+                    }
                     metrics.syncs.inc();
                     metrics
                         .sync_seconds

@@ -88,7 +88,7 @@ fn sync(t: &TwoNodes, i: usize) -> Vec<String> {
             let cfg = load_config(&opts.config)?;
             let mut applier = Applier::new(&opts.node_file).map_err(|e| e.to_string())?;
             let mut nl = strait_kernel::Netlink::open().map_err(|e| e.to_string())?;
-            sync_once(&cfg, &opts, &mut applier, &mut nl, true, None)
+            sync_once(&cfg, &opts, &mut applier, &mut nl, true, None).map(|s| s.changes)
         })
         .unwrap()
         .unwrap_or_else(|e| panic!("sync of node-{} failed: {e}", i + 1))

@@ -436,3 +436,48 @@ fn services_get_addresses_and_endpoint_slices() {
     lab.cluster.delete(&lab.topo.name, svc, "t").unwrap();
     assert!(slices().is_empty());
 }
+
+/// externalTrafficPolicy Local: each node's agent answers the Service's
+/// healthCheckNodePort with 200 where it has a ready local endpoint, 503
+/// where it has none.
+#[test]
+fn health_check_node_port_follows_local_endpoints() {
+    let lab = up(|_| {});
+    let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: t}\nspec:\n  type: LoadBalancer\n  externalTrafficPolicy: Local\n  selector: {app: web}\n  ports: [{port: 80}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: w1, namespace: t, labels: {app: web}}\nspec:\n  nodeName: node-1\n  containers: [{name: c, image: x, ports: [{containerPort: 80}]}]\n";
+    lab.apply(yaml);
+    let dir = lab.cluster.manifests(&lab.topo.name);
+    let svc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("service.t.web.json")).unwrap()).unwrap();
+    let port = svc["spec"]["healthCheckNodePort"]
+        .as_u64()
+        .expect("healthCheckNodePort allocated") as u16;
+    let state = lab.cluster.fabric.state(&lab.topo.name).unwrap();
+    let get = |node: &str| -> String {
+        let ns = lab
+            .cluster
+            .endpoint(&state, &format!("node/{node}"))
+            .unwrap()
+            .netns;
+        run_in_netns(&ns, move || -> std::io::Result<String> {
+            let mut s = TcpStream::connect(("127.0.0.1", port))?;
+            write!(s, "GET /healthz HTTP/1.1\r\nHost: lb\r\n\r\n")?;
+            let mut out = String::new();
+            std::io::Read::read_to_string(&mut s, &mut out)?;
+            Ok(out)
+        })
+        .unwrap()
+        .unwrap_or_else(|e| format!("error: {e}"))
+    };
+    lab.eventually(5, "node-1 answers 200 on the health-check port", || {
+        get("node-1").starts_with("HTTP/1.1 200")
+    });
+    let n2 = get("node-2");
+    assert!(n2.starts_with("HTTP/1.1 503"), "{n2}");
+    assert!(n2.contains(r#""localEndpoints":0"#), "{n2}");
+    // The endpoint moves to node-2: the answers swap.
+    lab.apply(&yaml.replace("nodeName: node-1", "nodeName: node-2"));
+    lab.eventually(5, "node-2 answers 200 after the pod moved", || {
+        get("node-2").starts_with("HTTP/1.1 200")
+    });
+    assert!(get("node-1").starts_with("HTTP/1.1 503"));
+}

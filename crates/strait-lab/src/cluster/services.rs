@@ -60,14 +60,29 @@ impl Cluster {
                 .flat_map(|s| s.spec.iter().flat_map(|sp| sp.ports.iter().flatten()))
                 .filter_map(|p| p.node_port)
                 .collect();
+            used.extend(
+                others
+                    .iter()
+                    .filter_map(|s| s.spec.as_ref()?.health_check_node_port),
+            );
+            let next_free = |used: &mut BTreeSet<i32>| -> Result<i32, LabError> {
+                let port = (30000..=32767)
+                    .find(|n| !used.contains(n))
+                    .ok_or_else(|| err("no free NodePort in 30000-32767"))?;
+                used.insert(port);
+                Ok(port)
+            };
             for p in spec.ports.iter_mut().flatten() {
                 if p.node_port.is_none() {
-                    let port = (30000..=32767)
-                        .find(|n| !used.contains(n))
-                        .ok_or_else(|| err("no free NodePort in 30000-32767"))?;
-                    used.insert(port);
-                    p.node_port = Some(port);
+                    p.node_port = Some(next_free(&mut used)?);
                 }
+            }
+            // eTP Local: load balancers ask each node whether it has a local
+            // endpoint on this port (the API server allocates it too).
+            if spec.external_traffic_policy.as_deref() == Some("Local")
+                && spec.health_check_node_port.is_none()
+            {
+                spec.health_check_node_port = Some(next_free(&mut used)?);
             }
         }
         Ok(())

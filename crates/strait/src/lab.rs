@@ -339,6 +339,19 @@ fn default_matrix(c: &Cluster, lab: &str) -> Vec<Expectation> {
                 });
             }
         }
+        for (svc, port, proto, has_endpoints) in service_ports(c, lab) {
+            rows.push(Expectation {
+                from: from_t.clone(),
+                to: svc,
+                port: Some(port),
+                proto,
+                expect: if has_endpoints {
+                    Expect::Reach
+                } else {
+                    Expect::Blocked
+                },
+            });
+        }
         if let Ok(state) = FabricState::load(&c.paths, lab) {
             for net in &state.topology.external_networks {
                 for h in &net.hosts {
@@ -354,6 +367,49 @@ fn default_matrix(c: &Cluster, lab: &str) -> Vec<Expectation> {
         }
     }
     rows
+}
+
+/// Every (svc/NS/NAME, port, proto, has ready endpoints) of Services with a
+/// ClusterIP. A Service without ready endpoints must reject.
+fn service_ports(c: &Cluster, lab: &str) -> Vec<(String, u16, String, bool)> {
+    let Ok(snap) = strait_model::ManifestStore::load(c.manifests(lab)) else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    for svc in &snap.services {
+        let Some(spec) = &svc.spec else { continue };
+        if spec
+            .cluster_ip
+            .as_deref()
+            .is_none_or(|ip| ip.is_empty() || ip == "None")
+        {
+            continue;
+        }
+        let ns = svc.metadata.namespace.clone().unwrap_or_default();
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        let ready = snap.endpoint_slices.iter().any(|s| {
+            s.metadata.namespace.as_deref() == Some(ns.as_str())
+                && s.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("kubernetes.io/service-name"))
+                    == Some(&name)
+                && s.endpoints
+                    .iter()
+                    .any(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false))
+        });
+        for p in spec.ports.iter().flatten() {
+            let proto = p
+                .protocol
+                .clone()
+                .unwrap_or_else(|| "TCP".into())
+                .to_lowercase();
+            if let Ok(port) = u16::try_from(p.port) {
+                out.push((format!("svc/{ns}/{name}"), port, proto, ready));
+            }
+        }
+    }
+    out
 }
 
 fn check(lab: &str, file: Option<PathBuf>) -> Result<i32, String> {

@@ -12,4 +12,5 @@ pub mod http;
 pub mod metrics;
 pub mod node_file;
 pub mod run;
+pub mod stale_flows;
 pub mod watch;

@@ -62,6 +62,7 @@ fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
 pub struct Synced {
     pub changes: Vec<String>,
     pub health_checks: std::collections::BTreeMap<u16, crate::health_check::Check>,
+    pub udp_endpoints: crate::stale_flows::UdpEndpoints,
 }
 
 /// One sync: load, compile, apply.
@@ -104,6 +105,7 @@ pub fn sync_once(
     Ok(Synced {
         changes: report.changes,
         health_checks: crate::health_check::wanted(&snap, &opts.node_name),
+        udp_endpoints: crate::stale_flows::udp_endpoints(&snap),
     })
 }
 
@@ -145,6 +147,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     };
     let mut event = false;
     let mut health_checks = crate::health_check::HealthChecks::default();
+    let mut udp_before: Option<crate::stale_flows::UdpEndpoints> = None;
     let mut last_print = fingerprint(&opts.manifests);
     let mut last_sync: Option<Instant> = None;
     let mut last_full: Option<Instant> = None;
@@ -187,6 +190,22 @@ pub fn run(opts: Options) -> Result<(), String> {
                     for problem in health_checks.update(synced.health_checks) {
                         log(problem);
                     }
+                    if let Some(before) = &udp_before {
+                        for (addr, port, ep) in
+                            crate::stale_flows::stale(before, &synced.udp_endpoints)
+                        {
+                            match strait_kernel::conntrack::delete_udp_flows(addr, port, ep) {
+                                Ok(0) => {}
+                                Ok(n) => log(format!(
+                                    "deleted {n} stale UDP flows {addr}:{port} -> {ep}"
+                                )),
+                                Err(e) => {
+                                    log(format!("stale UDP flows {addr}:{port} -> {ep}: {e}"))
+                                }
+                            }
+                        }
+                    }
+                    udp_before = Some(synced.udp_endpoints);
                     metrics.syncs.inc();
                     metrics
                         .sync_seconds

@@ -98,6 +98,7 @@ fn rule(matches: Vec<Match>, verdict: Verdict, comment: &str) -> Rule {
     Rule {
         matches,
         verdict,
+        statements: Vec::new(),
         counter: true,
         comment: Some(comment.to_string()),
     }

@@ -11,6 +11,7 @@
 //! - [`nodes`]: the snapshot's nodes, checked (CIDRs, overlaps, readiness).
 //! - [`routing`]: host-gw and vxlan routes, neighbours, FDB, the MTU rule.
 //! - [`egress`]: masquerade, forward accept, node routes.
+//! - [`services`]: Services (the kube-proxy job) in the nft table.
 //! - [`sysctl`]: forwarding and reverse-path filtering.
 //! - [`nft`]: the nftables IR and its renderer.
 //! - `text`: the stable text rendering of a plan (`Display for Plan`).
@@ -24,6 +25,7 @@ pub mod nft;
 pub mod nodes;
 pub mod plan;
 pub mod routing;
+pub mod services;
 pub mod sysctl;
 mod text;
 
@@ -107,6 +109,7 @@ pub fn compile(cfg: &AgentConfig, local: &LocalNode, snap: &Snapshot) -> Result<
     };
     let mut routes = routing.routes;
     routes.extend(egress::node_routes(cfg));
+    routes.push(services::service_cidr_route(cfg));
     routes.sort();
     routes.dedup();
     let mut neighbours = routing.neighbours;
@@ -118,6 +121,7 @@ pub fn compile(cfg: &AgentConfig, local: &LocalNode, snap: &Snapshot) -> Result<
 
     let mut table = nft::Table::new(nft::Family::Inet, NFT_TABLE);
     egress::add_to_table(cfg, cluster, &mut table, &mut warnings);
+    services::add_to_table(&local.name, snap, &mut table, &mut warnings);
     table.validate()?;
 
     let local_cidrs: Vec<IpNet> = nodes.local.iter().map(|c| IpNet::V4(c.cidr)).collect();

@@ -27,7 +27,7 @@ fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
 }
 
-fn render_case(path: &Path) -> String {
+fn compile_case(path: &Path) -> Result<strait_plan::Plan, strait_plan::PlanError> {
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
     let text = std::fs::read_to_string(path).unwrap();
     let case: Case = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -35,7 +35,11 @@ fn render_case(path: &Path) -> String {
     let cfg = AgentConfig::from_yaml(&cfg_text).unwrap_or_else(|e| panic!("{name}: {e}"));
     let objects = parse_manifests(&case.manifests, &name).unwrap_or_else(|e| panic!("{name}: {e}"));
     let snap = Snapshot::from_objects(objects);
-    match compile(&cfg, &case.local, &snap) {
+    compile(&cfg, &case.local, &snap)
+}
+
+fn render_case(path: &Path) -> String {
+    match compile_case(path) {
         Ok(plan) => plan.to_string(),
         Err(e) => format!("error: {e}\n"),
     }
@@ -117,4 +121,51 @@ fn header_split() {
     let (h, r) = split_header("# a\n# b\n\nnode file: x\n");
     assert_eq!(h, "# a\n# b\n\n");
     assert_eq!(r, "node file: x\n");
+}
+
+/// Every golden case's nft script passes the real nft in check mode
+/// (`nft -c -f -`: parsed and validated, then aborted; the ruleset is never
+/// changed), under a table name of its own. Needs nft and CAP_NET_ADMIN;
+/// skipped with a message otherwise.
+#[test]
+fn golden_rulesets_pass_nft_check_mode() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    for input in cases() {
+        let Ok(mut plan) = compile_case(&input) else {
+            continue;
+        };
+        plan.nft.name = "strait_golden_check".to_string();
+        let script = strait_plan::nft::render(&plan.nft);
+        let child = Command::new("nft")
+            .args(["-c", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("skipping the nft check: cannot run nft: {e}");
+                return;
+            }
+        };
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && stderr.contains("Operation not permitted") {
+            eprintln!("skipping the nft check: {stderr}");
+            return;
+        }
+        assert!(
+            out.status.success(),
+            "nft -c rejected {}:\n{stderr}\n{script}",
+            input.display()
+        );
+    }
 }

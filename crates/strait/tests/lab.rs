@@ -152,7 +152,8 @@ fn pod_to_pod_and_out(backend: &str) {
     let line = lab.reach("pod/t/a", "host/legacy-db", 80, Proto::Udp);
     assert!(line.starts_with("host/legacy-db 192.168.1.11:"), "{line}");
 
-    // The agent's metrics: node-1 owns one route (to node-2's pods).
+    // The agent's metrics: node-1 owns two routes (node-2's pods, and the
+    // service CIDR onto the bridge).
     let state = lab.cluster.fabric.state(&lab.topo.name).unwrap();
     let node1 = lab.cluster.endpoint(&state, "node/node-1").unwrap();
     let metrics = run_in_netns(&node1.netns, || {
@@ -164,7 +165,7 @@ fn pod_to_pod_and_out(backend: &str) {
     })
     .unwrap();
     assert!(
-        metrics.contains("strait_agent_owned_objects{kind=\"route\"} 1"),
+        metrics.contains("strait_agent_owned_objects{kind=\"route\"} 2"),
         "{metrics}"
     );
     assert!(!metrics.contains("strait_agent_syncs_total 0"), "{metrics}");

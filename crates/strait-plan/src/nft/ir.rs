@@ -3,14 +3,22 @@
 //! ([`super::render()`]) and, later, an evaluator (`strait trace`) walk the same
 //! structure. Matches name their address family (`ip` vs `ip6`) explicitly.
 //!
-//! [`Table::validate`] checks what nft would reject (unknown sets and
-//! chains, family mismatches, `th dport` without `meta l4proto`, NAT
-//! statements outside NAT hooks, overlapping interval elements, bad names),
-//! so a compiler bug shows up as a plan error rather than a failed
-//! transaction on a node.
+//! Verdict maps are typed too: a [`Map`] has a concatenated key type and
+//! typed elements, and a lookup ([`Verdict::VerdictMap`]) names the packet
+//! fields it concatenates, so an evaluator can compute the key and follow
+//! the element's verdict.
+//!
+//! [`Table::validate`] checks what nft would reject (unknown sets, maps and
+//! chains, family mismatches, key types, `th dport` without `meta l4proto`,
+//! NAT and reject outside their hooks, also in every chain a base chain
+//! reaches, which `nft -c` does not check, overlapping interval elements,
+//! bad names), so a compiler bug shows up as a plan error rather than a
+//! failed transaction on a node.
 
 use ipnet::IpNet;
 use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
 
 /// Longest comment nft accepts (NFT_USERDATA_MAXLEN allows 256 bytes; nft
 /// itself limits comments to 128 characters).
@@ -72,7 +80,110 @@ pub struct Table {
     pub family: Family,
     pub name: String,
     pub sets: Vec<Set>,
+    /// Named maps (rendered after the sets).
+    pub maps: Vec<Map>,
     pub chains: Vec<Chain>,
+}
+
+/// One component of a map key (a concatenation of these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum KeyType {
+    Ipv4Addr,
+    /// A layer-4 protocol (`meta l4proto`).
+    InetProto,
+    /// A port (`th dport`).
+    InetService,
+}
+
+impl KeyType {
+    /// The nft type name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Ipv4Addr => "ipv4_addr",
+            KeyType::InetProto => "inet_proto",
+            KeyType::InetService => "inet_service",
+        }
+    }
+}
+
+/// One component of a map element's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Key {
+    Ipv4(Ipv4Addr),
+    Proto(L4Proto),
+    Port(u16),
+}
+
+impl Key {
+    pub fn key_type(self) -> KeyType {
+        match self {
+            Key::Ipv4(_) => KeyType::Ipv4Addr,
+            Key::Proto(_) => KeyType::InetProto,
+            Key::Port(_) => KeyType::InetService,
+        }
+    }
+}
+
+/// What a map's elements map to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum MapValue {
+    /// A verdict map (`vmap`).
+    Verdict,
+}
+
+/// A named map: `type ipv4_addr . inet_proto . inet_service : verdict`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Map {
+    pub name: String,
+    pub key: Vec<KeyType>,
+    pub value: MapValue,
+    /// Keys are unique; the renderer sorts by key.
+    pub elements: Vec<(Vec<Key>, Verdict)>,
+    pub comment: Option<String>,
+}
+
+/// A packet field a map lookup reads; concatenated in order to form the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum KeyExpr {
+    /// `ip daddr`.
+    Ipv4Daddr,
+    /// `meta l4proto`.
+    L4Proto,
+    /// `th dport`.
+    Dport,
+}
+
+impl KeyExpr {
+    pub fn key_type(self) -> KeyType {
+        match self {
+            KeyExpr::Ipv4Daddr => KeyType::Ipv4Addr,
+            KeyExpr::L4Proto => KeyType::InetProto,
+            KeyExpr::Dport => KeyType::InetService,
+        }
+    }
+}
+
+/// Which address `fib ... type` classifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum FibAddr {
+    Saddr,
+    Daddr,
+}
+
+/// A non-terminal statement: runs after the matches, before the verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Statement {
+    /// `meta mark set meta mark | bits`.
+    MarkOr(u32),
+}
+
+/// How `reject` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum RejectWith {
+    /// `reject with tcp reset`: needs `meta l4proto tcp` earlier in the rule.
+    TcpReset,
+    /// `reject with icmpx type port-unreachable` (nft's default in `inet`).
+    PortUnreachable,
 }
 
 /// The element type of a set.
@@ -186,6 +297,9 @@ pub struct Chain {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rule {
     pub matches: Vec<Match>,
+    /// Statements run in order when every match holds (before the counter).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub statements: Vec<Statement>,
     pub verdict: Verdict,
     pub counter: bool,
     pub comment: Option<String>,
@@ -295,6 +409,13 @@ pub enum Match {
     },
     /// `ct state established,related`: any of the states.
     CtState(Vec<CtState>),
+    /// `fib daddr type local`: the address is one of this host's.
+    FibLocal(FibAddr),
+    /// `meta mark & mask == value`.
+    Mark {
+        mask: u32,
+        value: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -303,6 +424,28 @@ pub enum Verdict {
     Drop,
     Return,
     Jump(String),
+    /// Go to the chain without coming back (its end ends the calling base
+    /// chain's evaluation with that chain's policy).
+    Goto(String),
+    /// Look up the concatenation of `key` in verdict map `map` and apply the
+    /// element's verdict; no element: go on with the next rule.
+    VerdictMap {
+        key: Vec<KeyExpr>,
+        map: String,
+    },
+    /// `numgen random mod N vmap { 0 : v0, 1 : v1, ... }` with N =
+    /// `targets.len()`: one of the verdicts, uniformly at random.
+    NumgenVmap {
+        targets: Vec<Verdict>,
+    },
+    /// Destination NAT (`dnat ip to addr:port`; nat prerouting/output only;
+    /// with a port the rule needs an earlier `meta l4proto` with ports).
+    Dnat {
+        addr: Ipv4Addr,
+        port: Option<u16>,
+    },
+    /// `reject`, only in filter chains (input, forward, output).
+    Reject(RejectWith),
     /// Source NAT to the outgoing interface's address (postrouting NAT only).
     Masquerade {
         fully_random: bool,
@@ -325,8 +468,13 @@ impl Table {
             family,
             name: name.into(),
             sets: Vec::new(),
+            maps: Vec::new(),
             chains: Vec::new(),
         }
+    }
+
+    pub fn map(&self, name: &str) -> Option<&Map> {
+        self.maps.iter().find(|m| m.name == name)
     }
 
     pub fn set(&self, name: &str) -> Option<&Set> {
@@ -337,34 +485,61 @@ impl Table {
         self.chains.iter().find(|c| c.name == name)
     }
 
-    /// Checks the table for everything nft would refuse.
+    /// Checks the table for everything nft would refuse. Linear in the
+    /// table's size (chains and sets are indexed by name first).
     pub fn validate(&self) -> Result<(), NftError> {
         let fail = |message: String| NftError {
             table: format!("{} {}", self.family.as_str(), self.name),
             message,
         };
         check_name(&self.name).map_err(|m| fail(format!("name: {m}")))?;
-        for (i, set) in self.sets.iter().enumerate() {
+        let mut names = HashSet::new();
+        for set in &self.sets {
             let at = format!("set {}", set.name);
             check_name(&set.name).map_err(|m| fail(format!("{at}: {m}")))?;
-            if self.sets[..i].iter().any(|s| s.name == set.name) {
+            if !names.insert(set.name.as_str()) {
                 return Err(fail(format!("{at}: defined twice")));
             }
             self.check_set(set)
                 .map_err(|m| fail(format!("{at}: {m}")))?;
         }
-        for (i, chain) in self.chains.iter().enumerate() {
+        let mut chains: HashMap<&str, &Chain> = HashMap::with_capacity(self.chains.len());
+        for chain in &self.chains {
             let at = format!("chain {}", chain.name);
             check_name(&chain.name).map_err(|m| fail(format!("{at}: {m}")))?;
-            if self.chains[..i].iter().any(|c| c.name == chain.name) {
+            if chains.insert(chain.name.as_str(), chain).is_some() {
                 return Err(fail(format!("{at}: defined twice")));
             }
+        }
+        let index = Index {
+            sets: self.sets.iter().map(|s| (s.name.as_str(), s)).collect(),
+            maps: self.maps.iter().map(|m| (m.name.as_str(), m)).collect(),
+            chains,
+        };
+        for map in &self.maps {
+            let at = format!("map {}", map.name);
+            check_name(&map.name).map_err(|m| fail(format!("{at}: {m}")))?;
+            if !names.insert(map.name.as_str()) {
+                return Err(fail(format!(
+                    "{at}: defined twice (set and map names share one namespace)"
+                )));
+            }
+            check_map(&index, map).map_err(|m| fail(format!("{at}: {m}")))?;
+        }
+        for chain in &self.chains {
+            let at = format!("chain {}", chain.name);
             if let Some(base) = &chain.base {
                 check_base(base).map_err(|m| fail(format!("{at}: {m}")))?;
             }
             for (r, rule) in chain.rules.iter().enumerate() {
-                self.check_rule(chain, rule)
+                self.check_rule(&index, chain, rule)
                     .map_err(|m| fail(format!("{at}, rule {}: {m}", r + 1)))?;
+            }
+        }
+        for chain in &self.chains {
+            if let Some(base) = &chain.base {
+                check_reachable(&index, chain, base)
+                    .map_err(|m| fail(format!("base chain {}: {m}", chain.name)))?;
             }
         }
         Ok(())
@@ -403,16 +578,17 @@ impl Table {
         Ok(())
     }
 
-    fn check_rule(&self, chain: &Chain, rule: &Rule) -> Result<(), String> {
+    fn check_rule(&self, index: &Index, chain: &Chain, rule: &Rule) -> Result<(), String> {
         check_comment(rule.comment.as_deref())?;
         if rule.matches.is_empty() && !rule.counter && rule.verdict == Verdict::Continue {
             return Err("does nothing (no match, counter or verdict)".to_string());
         }
         let mut ported_proto = false;
+        let mut proto = None;
         for m in &rule.matches {
             match m {
                 Match::SaddrIn { family, addrs, .. } | Match::DaddrIn { family, addrs, .. } => {
-                    self.check_addrs(*family, addrs)?
+                    self.check_addrs(index, *family, addrs)?
                 }
                 Match::Iifname { name, .. } | Match::Oifname { name, .. } => {
                     // Linux allows '"' in names; an nft string cannot hold it.
@@ -420,7 +596,18 @@ impl Table {
                         return Err(format!("{name:?} is not an interface name nft can match"));
                     }
                 }
-                Match::L4Proto(p) => ported_proto = p.has_ports(),
+                Match::L4Proto(p) => {
+                    ported_proto = p.has_ports();
+                    proto = Some(*p);
+                }
+                Match::FibLocal(_) => {}
+                Match::Mark { mask, value } => {
+                    if value & !mask != 0 {
+                        return Err(format!(
+                            "mark value {value:#x} has bits outside mask {mask:#x}"
+                        ));
+                    }
+                }
                 Match::Dport { ports, .. } => {
                     if !ported_proto {
                         return Err(
@@ -441,26 +628,19 @@ impl Table {
                 }
             }
         }
-        match &rule.verdict {
-            Verdict::Jump(target) => match self.chain(target) {
-                None => return Err(format!("jump to missing chain {target}")),
-                Some(c) if c.base.is_some() => return Err(format!("jump to base chain {target}")),
-                Some(c) if c.name == chain.name => return Err("jump to itself".into()),
-                Some(_) => {}
-            },
-            Verdict::Masquerade { .. } => {
-                if let Some(base) = &chain.base {
-                    if base.kind != ChainType::Nat || base.hook != Hook::Postrouting {
-                        return Err("masquerade outside a nat postrouting chain".into());
+        for st in &rule.statements {
+            match st {
+                Statement::MarkOr(bits) => {
+                    if *bits == 0 {
+                        return Err("meta mark set with no bits".into());
                     }
                 }
             }
-            _ => {}
         }
-        Ok(())
+        check_verdict(index, chain, &rule.verdict, ported_proto, proto)
     }
 
-    fn check_addrs(&self, family: IpFamily, addrs: &Addrs) -> Result<(), String> {
+    fn check_addrs(&self, index: &Index, family: IpFamily, addrs: &Addrs) -> Result<(), String> {
         if !self.family.carries(family) {
             return Err(format!(
                 "{} match in a {} table",
@@ -470,8 +650,9 @@ impl Table {
         }
         match addrs {
             Addrs::Set(name) => {
-                let set = self
-                    .set(name)
+                let set = index
+                    .sets
+                    .get(name.as_str())
                     .ok_or_else(|| format!("set @{name} does not exist"))?;
                 if set.kind.family() != family {
                     return Err(format!(
@@ -492,6 +673,186 @@ impl Table {
         }
         Ok(())
     }
+}
+
+/// The table's objects by name, for [`Table::validate`].
+struct Index<'a> {
+    sets: HashMap<&'a str, &'a Set>,
+    maps: HashMap<&'a str, &'a Map>,
+    chains: HashMap<&'a str, &'a Chain>,
+}
+
+fn check_target(index: &Index, chain: &Chain, target: &str) -> Result<(), String> {
+    match index.chains.get(target) {
+        None => Err(format!("jump to missing chain {target}")),
+        Some(c) if c.base.is_some() => Err(format!("jump to base chain {target}")),
+        Some(c) if c.name == chain.name => Err("jump to itself".into()),
+        Some(_) => Ok(()),
+    }
+}
+
+/// A verdict in `chain` after matches that left `proto` (the last
+/// `meta l4proto`; `ported`: it has ports).
+fn check_verdict(
+    index: &Index,
+    chain: &Chain,
+    verdict: &Verdict,
+    ported: bool,
+    proto: Option<L4Proto>,
+) -> Result<(), String> {
+    if let Some(base) = &chain.base {
+        hook_fits(verdict, base)?;
+    }
+    match verdict {
+        Verdict::Jump(target) | Verdict::Goto(target) => check_target(index, chain, target)?,
+        Verdict::VerdictMap { key, map } => {
+            let m = index
+                .maps
+                .get(map.as_str())
+                .ok_or_else(|| format!("map @{map} does not exist"))?;
+            let types: Vec<KeyType> = key.iter().map(|k| k.key_type()).collect();
+            if types != m.key {
+                return Err(format!("lookup key does not match the type of map @{map}"));
+            }
+            if key.contains(&KeyExpr::Dport) && !key.contains(&KeyExpr::L4Proto) && !ported {
+                return Err("th dport in a key needs meta l4proto (in the key or earlier)".into());
+            }
+        }
+        Verdict::NumgenVmap { targets } => {
+            if targets.is_empty() {
+                return Err("numgen over no verdicts".into());
+            }
+            for t in targets {
+                if matches!(t, Verdict::NumgenVmap { .. } | Verdict::VerdictMap { .. }) {
+                    return Err("numgen vmap element must be a plain verdict".into());
+                }
+                check_verdict(index, chain, t, ported, proto)?;
+            }
+        }
+        Verdict::Dnat { port, .. } => {
+            if port.is_some() && !ported {
+                return Err("dnat to a port needs an earlier meta l4proto tcp, udp or sctp".into());
+            }
+        }
+        Verdict::Reject(with) => {
+            if *with == RejectWith::TcpReset && proto != Some(L4Proto::Tcp) {
+                return Err("reject with tcp reset needs an earlier meta l4proto tcp".into());
+            }
+        }
+        Verdict::Masquerade { .. }
+        | Verdict::Accept
+        | Verdict::Drop
+        | Verdict::Return
+        | Verdict::Continue => {}
+    }
+    Ok(())
+}
+
+/// Whether a NAT or reject verdict may run under `base`'s hook (the kernel
+/// checks this on commit, for every chain a base chain reaches; `nft -c`
+/// does not).
+fn hook_fits(verdict: &Verdict, base: &BaseChain) -> Result<(), String> {
+    let nat = base.kind == ChainType::Nat;
+    let (ok, what) = match verdict {
+        Verdict::Dnat { .. } => (
+            nat && matches!(base.hook, Hook::Prerouting | Hook::Output),
+            "dnat outside a nat prerouting or output chain",
+        ),
+        Verdict::Reject(_) => (
+            base.kind == ChainType::Filter
+                && matches!(base.hook, Hook::Input | Hook::Forward | Hook::Output),
+            "reject outside a filter input, forward or output chain",
+        ),
+        Verdict::Masquerade { .. } => (
+            nat && base.hook == Hook::Postrouting,
+            "masquerade outside a nat postrouting chain",
+        ),
+        Verdict::NumgenVmap { targets } => {
+            for t in targets {
+                hook_fits(t, base)?;
+            }
+            (true, "")
+        }
+        _ => (true, ""),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(what.to_string())
+    }
+}
+
+/// The chains a verdict continues in.
+fn targets<'a>(index: &Index<'a>, verdict: &'a Verdict, out: &mut Vec<&'a str>) {
+    match verdict {
+        Verdict::Jump(t) | Verdict::Goto(t) => out.push(t),
+        Verdict::NumgenVmap { targets: list } => {
+            for v in list {
+                targets(index, v, out);
+            }
+        }
+        Verdict::VerdictMap { map, .. } => {
+            if let Some(m) = index.maps.get(map.as_str()) {
+                for (_, v) in &m.elements {
+                    targets(index, v, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Checks every chain a base chain reaches (through jumps, gotos, numgen
+/// and verdict maps) against that base chain's hook.
+fn check_reachable(index: &Index, base_chain: &Chain, base: &BaseChain) -> Result<(), String> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut todo: Vec<&str> = Vec::new();
+    for rule in &base_chain.rules {
+        targets(index, &rule.verdict, &mut todo);
+    }
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name) {
+            continue;
+        }
+        let Some(chain) = index.chains.get(name) else {
+            continue;
+        };
+        for (r, rule) in chain.rules.iter().enumerate() {
+            hook_fits(&rule.verdict, base)
+                .map_err(|m| format!("chain {name}, rule {} (reached from here): {m}", r + 1))?;
+            targets(index, &rule.verdict, &mut todo);
+        }
+    }
+    Ok(())
+}
+
+fn check_map(index: &Index, map: &Map) -> Result<(), String> {
+    if map.key.is_empty() {
+        return Err("map with an empty key type".into());
+    }
+    check_comment(map.comment.as_deref())?;
+    let mut seen = HashSet::with_capacity(map.elements.len());
+    // Map elements are not in a chain: check gotos by existence only.
+    let nowhere = Chain {
+        name: String::new(),
+        base: None,
+        rules: Vec::new(),
+    };
+    for (key, verdict) in &map.elements {
+        let types: Vec<KeyType> = key.iter().map(|k| k.key_type()).collect();
+        if types != map.key {
+            return Err(format!("element key {key:?} does not match the map's type"));
+        }
+        if !seen.insert(key) {
+            return Err(format!("element key {key:?} appears twice"));
+        }
+        match verdict {
+            Verdict::Accept | Verdict::Drop | Verdict::Return => {}
+            Verdict::Jump(t) | Verdict::Goto(t) => check_target(index, &nowhere, t)?,
+            other => return Err(format!("{other:?} cannot be a map element's verdict")),
+        }
+    }
+    Ok(())
 }
 
 /// nft identifiers: a letter or `_`, then letters, digits, `_`, `-`, `.`.

@@ -18,6 +18,7 @@ fn rule(matches: Vec<Match>, verdict: Verdict) -> Rule {
     Rule {
         matches,
         verdict,
+        statements: Vec::new(),
         counter: false,
         comment: None,
     }
@@ -37,6 +38,7 @@ fn table_with(sets: Vec<Set>, chains: Vec<Chain>) -> Table {
         family: Family::Inet,
         name: "t".into(),
         sets,
+        maps: Vec::new(),
         chains,
     }
 }
@@ -94,6 +96,7 @@ fn a_good_table_validates() {
             },
         ],
         verdict: Verdict::Jump("sub".into()),
+        statements: Vec::new(),
         counter: true,
         comment: Some("ok".into()),
     });
@@ -331,4 +334,168 @@ fn family_helpers() {
     assert_eq!(IpFamily::of(&net("fd00::/8")).keyword(), "ip6");
     assert_eq!(SetKind::Ipv6Addr.as_str(), "ipv6_addr");
     assert!(L4Proto::Sctp.has_ports() && !L4Proto::Icmpv6.has_ports());
+}
+
+fn svc_map(elements: Vec<(Vec<Key>, Verdict)>) -> Map {
+    Map {
+        name: "svc-ips".into(),
+        key: vec![KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService],
+        value: MapValue::Verdict,
+        elements,
+        comment: None,
+    }
+}
+
+fn addr_key(port: u16) -> Vec<Key> {
+    vec![
+        Key::Ipv4("10.43.0.1".parse().unwrap()),
+        Key::Proto(L4Proto::Tcp),
+        Key::Port(port),
+    ]
+}
+
+const ADDR_KEY: [KeyExpr; 3] = [KeyExpr::Ipv4Daddr, KeyExpr::L4Proto, KeyExpr::Dport];
+
+/// A nat prerouting chain dispatching through `svc-ips` to `sub`.
+fn nat_table(sub_rules: Vec<Rule>, elements: Vec<(Vec<Key>, Verdict)>) -> Table {
+    let mut t = table_with(
+        vec![],
+        vec![
+            Chain {
+                name: "pre".into(),
+                base: base(ChainType::Nat, Hook::Prerouting),
+                rules: vec![rule(
+                    vec![],
+                    Verdict::VerdictMap {
+                        key: ADDR_KEY.to_vec(),
+                        map: "svc-ips".into(),
+                    },
+                )],
+            },
+            Chain {
+                name: "sub".into(),
+                base: None,
+                rules: sub_rules,
+            },
+        ],
+    );
+    t.maps.push(svc_map(elements));
+    t
+}
+
+fn dnat(port: Option<u16>) -> Verdict {
+    Verdict::Dnat {
+        addr: "10.42.1.5".parse().unwrap(),
+        port,
+    }
+}
+
+#[test]
+fn maps_and_nat_checks() {
+    let goto_sub = Verdict::Goto("sub".into());
+    let tcp_dnat = || rule(vec![Match::L4Proto(L4Proto::Tcp)], dnat(Some(8080)));
+    nat_table(vec![tcp_dnat()], vec![(addr_key(80), goto_sub.clone())])
+        .validate()
+        .unwrap();
+    // DNAT to a port needs a protocol.
+    let t = nat_table(vec![rule(vec![], dnat(Some(8080)))], vec![]);
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: chain sub, rule 1: dnat to a port needs an earlier meta l4proto tcp, udp or sctp"
+    );
+    nat_table(vec![rule(vec![], dnat(None))], vec![])
+        .validate()
+        .unwrap();
+    // Elements must fit the map's type, be unique and name existing chains.
+    let t = nat_table(vec![], vec![(vec![Key::Port(80)], Verdict::Drop)]);
+    assert!(invalid(&t).contains("map svc-ips: element key"));
+    let t = nat_table(
+        vec![],
+        vec![
+            (addr_key(80), Verdict::Drop),
+            (addr_key(80), Verdict::Accept),
+        ],
+    );
+    assert!(invalid(&t).contains("appears twice"));
+    let t = nat_table(vec![], vec![(addr_key(80), Verdict::Goto("nope".into()))]);
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: map svc-ips: jump to missing chain nope"
+    );
+    let t = nat_table(vec![], vec![(addr_key(80), dnat(None))]);
+    assert!(invalid(&t).contains("cannot be a map element's verdict"));
+    // The lookup key must match the map's type; the map must exist.
+    let mut t = nat_table(vec![], vec![]);
+    t.chains[0].rules[0].verdict = Verdict::VerdictMap {
+        key: vec![KeyExpr::L4Proto, KeyExpr::Dport],
+        map: "svc-ips".into(),
+    };
+    assert!(invalid(&t).contains("lookup key does not match the type of map @svc-ips"));
+    t.chains[0].rules[0].verdict = Verdict::VerdictMap {
+        key: ADDR_KEY.to_vec(),
+        map: "gone".into(),
+    };
+    assert!(invalid(&t).contains("map @gone does not exist"));
+    // Sets and maps share one namespace.
+    let mut t = nat_table(vec![], vec![]);
+    t.sets.push(v4_set("svc-ips", &[]));
+    assert!(invalid(&t).contains("defined twice"));
+}
+
+#[test]
+fn hooks_are_checked_through_jumps_maps_and_numgen() {
+    // Reject in a chain a nat chain reaches (nft -c does not catch this;
+    // the kernel refuses it on commit).
+    let reject = rule(vec![], Verdict::Reject(RejectWith::PortUnreachable));
+    let t = nat_table(
+        vec![reject.clone()],
+        vec![(addr_key(80), Verdict::Goto("sub".into()))],
+    );
+    assert_eq!(
+        invalid(&t),
+        "nft table inet t: base chain pre: chain sub, rule 1 (reached from here): reject outside a filter input, forward or output chain"
+    );
+    // DNAT reached from a filter chain through numgen.
+    let mut t = one_rule(rule(
+        vec![],
+        Verdict::NumgenVmap {
+            targets: vec![Verdict::Goto("sub".into()), Verdict::Drop],
+        },
+    ));
+    t.chains[1].rules = vec![rule(vec![], dnat(None))];
+    assert!(invalid(&t).contains("dnat outside a nat prerouting or output chain"));
+    // Reject in a filter chain is fine; tcp reset needs tcp.
+    one_rule(reject).validate().unwrap();
+    let t = one_rule(rule(
+        vec![Match::L4Proto(L4Proto::Udp)],
+        Verdict::Reject(RejectWith::TcpReset),
+    ));
+    assert!(invalid(&t).contains("reject with tcp reset needs an earlier meta l4proto tcp"));
+    one_rule(rule(
+        vec![Match::L4Proto(L4Proto::Tcp)],
+        Verdict::Reject(RejectWith::TcpReset),
+    ))
+    .validate()
+    .unwrap();
+    // Numgen needs targets that exist; marks need bits inside the mask.
+    let t = one_rule(rule(vec![], Verdict::NumgenVmap { targets: vec![] }));
+    assert!(invalid(&t).contains("numgen over no verdicts"));
+    let t = one_rule(rule(
+        vec![],
+        Verdict::NumgenVmap {
+            targets: vec![Verdict::Goto("nope".into())],
+        },
+    ));
+    assert!(invalid(&t).contains("jump to missing chain nope"));
+    let t = one_rule(rule(
+        vec![Match::Mark {
+            mask: 0x4000,
+            value: 0x4001,
+        }],
+        Verdict::Accept,
+    ));
+    assert!(invalid(&t).contains("has bits outside mask"));
+    let mut r = rule(vec![Match::FibLocal(FibAddr::Daddr)], Verdict::Continue);
+    r.statements = vec![Statement::MarkOr(0)];
+    assert!(invalid(&one_rule(r)).contains("meta mark set with no bits"));
 }

@@ -7,7 +7,10 @@
 //!
 //! Owns nft syntax only; what the rules are is decided by the compilers.
 
-use super::ir::{Addrs, BaseChain, Chain, Match, PortRange, Rule, Set, Table, Verdict};
+use super::ir::{
+    Addrs, BaseChain, Chain, FibAddr, Key, KeyExpr, Map, MapValue, Match, PortRange, RejectWith,
+    Rule, Set, Statement, Table, Verdict,
+};
 use std::fmt::Write;
 
 /// The script: `add table`, `delete table`, then the table block.
@@ -21,6 +24,13 @@ pub fn render(table: &Table) -> String {
         }
         first = false;
         render_set(&mut out, set);
+    }
+    for map in &table.maps {
+        if !first {
+            out.push('\n');
+        }
+        first = false;
+        render_map(&mut out, map);
     }
     for chain in &table.chains {
         if !first {
@@ -61,6 +71,47 @@ fn render_set(out: &mut String, set: &Set) {
     out.push_str("\t}\n");
 }
 
+fn render_map(out: &mut String, map: &Map) {
+    let _ = writeln!(out, "\tmap {} {{", map.name);
+    let key: Vec<&str> = map.key.iter().map(|k| k.as_str()).collect();
+    let value = match map.value {
+        MapValue::Verdict => "verdict",
+    };
+    let _ = writeln!(out, "\t\ttype {} : {value}", key.join(" . "));
+    if let Some(c) = &map.comment {
+        let _ = writeln!(out, "\t\tcomment \"{}\"", quote_safe(c));
+    }
+    if !map.elements.is_empty() {
+        let mut elements: Vec<&(Vec<Key>, Verdict)> = map.elements.iter().collect();
+        elements.sort_by(|a, b| a.0.cmp(&b.0));
+        out.push_str("\t\telements = {");
+        for (i, (key, verdict)) in elements.iter().enumerate() {
+            out.push_str(if i == 0 { " " } else { ",\n\t\t\t     " });
+            let _ = write!(
+                out,
+                "{} : {}",
+                key_text(key),
+                verdict_text(verdict).unwrap_or_default()
+            );
+        }
+        out.push_str(" }\n");
+    }
+    out.push_str("\t}\n");
+}
+
+/// `10.43.0.10 . tcp . 80`.
+pub fn key_text(key: &[Key]) -> String {
+    let parts: Vec<String> = key
+        .iter()
+        .map(|k| match k {
+            Key::Ipv4(a) => a.to_string(),
+            Key::Proto(p) => p.as_str().to_string(),
+            Key::Port(p) => p.to_string(),
+        })
+        .collect();
+    parts.join(" . ")
+}
+
 fn render_chain(out: &mut String, chain: &Chain) {
     let _ = writeln!(out, "\tchain {} {{", chain.name);
     if let Some(base) = &chain.base {
@@ -86,6 +137,7 @@ pub fn base_line(base: &BaseChain) -> String {
 /// One rule as nft writes it: matches, `counter`, verdict, `comment`.
 pub fn rule_line(rule: &Rule) -> String {
     let mut parts: Vec<String> = rule.matches.iter().map(match_text).collect();
+    parts.extend(rule.statements.iter().map(statement_text));
     if rule.counter {
         parts.push("counter".to_string());
     }
@@ -177,6 +229,16 @@ pub fn match_text(m: &Match) -> String {
             let names: Vec<&str> = sorted.iter().map(|s| s.as_str()).collect();
             format!("ct state {}", names.join(","))
         }
+        Match::FibLocal(FibAddr::Saddr) => "fib saddr type local".to_string(),
+        Match::FibLocal(FibAddr::Daddr) => "fib daddr type local".to_string(),
+        Match::Mark { mask, value } => format!("meta mark and {mask:#x} == {value:#x}"),
+    }
+}
+
+/// One statement, e.g. `meta mark set meta mark | 0x4000`.
+pub fn statement_text(s: &Statement) -> String {
+    match s {
+        Statement::MarkOr(bits) => format!("meta mark set meta mark | {bits:#x}"),
     }
 }
 
@@ -186,6 +248,39 @@ fn verdict_text(v: &Verdict) -> Option<String> {
         Verdict::Drop => "drop".to_string(),
         Verdict::Return => "return".to_string(),
         Verdict::Jump(chain) => format!("jump {chain}"),
+        Verdict::Goto(chain) => format!("goto {chain}"),
+        Verdict::VerdictMap { key, map } => {
+            let parts: Vec<&str> = key
+                .iter()
+                .map(|k| match k {
+                    KeyExpr::Ipv4Daddr => "ip daddr",
+                    KeyExpr::L4Proto => "meta l4proto",
+                    KeyExpr::Dport => "th dport",
+                })
+                .collect();
+            format!("{} vmap @{map}", parts.join(" . "))
+        }
+        Verdict::NumgenVmap { targets } => {
+            let items: Vec<String> = targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| format!("{i} : {}", verdict_text(t).unwrap_or_default()))
+                .collect();
+            format!(
+                "numgen random mod {} vmap {{ {} }}",
+                targets.len(),
+                items.join(", ")
+            )
+        }
+        Verdict::Dnat {
+            addr,
+            port: Some(p),
+        } => format!("dnat ip to {addr}:{p}"),
+        Verdict::Dnat { addr, port: None } => format!("dnat ip to {addr}"),
+        Verdict::Reject(RejectWith::TcpReset) => "reject with tcp reset".to_string(),
+        Verdict::Reject(RejectWith::PortUnreachable) => {
+            "reject with icmpx type port-unreachable".to_string()
+        }
         Verdict::Masquerade { fully_random: true } => "masquerade fully-random".to_string(),
         Verdict::Masquerade {
             fully_random: false,

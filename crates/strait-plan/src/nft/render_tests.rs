@@ -34,6 +34,7 @@ pub(crate) fn sample() -> Table {
                 comment: None,
             },
         ],
+        maps: Vec::new(),
         chains: vec![
             Chain {
                 name: "input".into(),
@@ -47,6 +48,7 @@ pub(crate) fn sample() -> Table {
                     Rule {
                         matches: vec![Match::CtState(vec![CtState::Related, CtState::Established])],
                         verdict: Verdict::Accept,
+                        statements: Vec::new(),
                         counter: false,
                         comment: None,
                     },
@@ -74,6 +76,7 @@ pub(crate) fn sample() -> Table {
                             },
                         ],
                         verdict: Verdict::Jump("sub".into()),
+                        statements: Vec::new(),
                         counter: true,
                         comment: Some("to sub".into()),
                     },
@@ -91,6 +94,7 @@ pub(crate) fn sample() -> Table {
                             Match::L4Proto(L4Proto::Icmp),
                         ],
                         verdict: Verdict::Drop,
+                        statements: Vec::new(),
                         counter: true,
                         comment: None,
                     },
@@ -101,6 +105,7 @@ pub(crate) fn sample() -> Table {
                             negate: true,
                         }],
                         verdict: Verdict::Continue,
+                        statements: Vec::new(),
                         counter: true,
                         comment: None,
                     },
@@ -118,6 +123,7 @@ pub(crate) fn sample() -> Table {
                         },
                     ],
                     verdict: Verdict::Return,
+                    statements: Vec::new(),
                     counter: false,
                     comment: None,
                 }],
@@ -138,6 +144,7 @@ pub(crate) fn sample() -> Table {
                             negate: false,
                         }],
                         verdict: Verdict::Masquerade { fully_random: true },
+                        statements: Vec::new(),
                         counter: true,
                         comment: Some("masq".into()),
                     },
@@ -150,6 +157,7 @@ pub(crate) fn sample() -> Table {
                         verdict: Verdict::Masquerade {
                             fully_random: false,
                         },
+                        statements: Vec::new(),
                         counter: false,
                         comment: None,
                     },
@@ -222,6 +230,226 @@ fn empty_table() {
     );
 }
 
+/// A table with every construct the service compiler uses: maps, verdict
+/// map lookups, numgen, fib, marks, DNAT, reject, goto.
+pub(crate) fn service_sample() -> Table {
+    let r = |matches: Vec<Match>, statements: Vec<Statement>, verdict: Verdict| Rule {
+        matches,
+        statements,
+        verdict,
+        counter: false,
+        comment: None,
+    };
+    let key = |a: &str, port: u16| {
+        vec![
+            Key::Ipv4(a.parse().unwrap()),
+            Key::Proto(L4Proto::Tcp),
+            Key::Port(port),
+        ]
+    };
+    let chain = |name: &str, base: Option<BaseChain>, rules: Vec<Rule>| Chain {
+        name: name.into(),
+        base,
+        rules,
+    };
+    let base = |kind, hook, priority| {
+        Some(BaseChain {
+            kind,
+            hook,
+            priority,
+            policy: Policy::Accept,
+        })
+    };
+    let goto = |c: &str| Verdict::Goto(c.into());
+    Table {
+        family: Family::Inet,
+        name: "strait_render_test".into(),
+        sets: vec![],
+        maps: vec![
+            Map {
+                name: "ips".into(),
+                key: vec![KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService],
+                value: MapValue::Verdict,
+                elements: vec![
+                    (key("10.43.0.2", 443), goto("svc")),
+                    (key("10.43.0.1", 80), goto("svc")),
+                ],
+                comment: Some("services".into()),
+            },
+            Map {
+                name: "ports".into(),
+                key: vec![KeyType::InetProto, KeyType::InetService],
+                value: MapValue::Verdict,
+                elements: vec![(
+                    vec![Key::Proto(L4Proto::Sctp), Key::Port(30000)],
+                    Verdict::Drop,
+                )],
+                comment: None,
+            },
+        ],
+        chains: vec![
+            chain(
+                "pre",
+                base(ChainType::Nat, Hook::Prerouting, -100),
+                vec![
+                    r(
+                        vec![],
+                        vec![],
+                        Verdict::VerdictMap {
+                            key: vec![KeyExpr::Ipv4Daddr, KeyExpr::L4Proto, KeyExpr::Dport],
+                            map: "ips".into(),
+                        },
+                    ),
+                    r(
+                        vec![Match::FibLocal(FibAddr::Daddr)],
+                        vec![],
+                        Verdict::VerdictMap {
+                            key: vec![KeyExpr::L4Proto, KeyExpr::Dport],
+                            map: "ports".into(),
+                        },
+                    ),
+                ],
+            ),
+            chain(
+                "post",
+                base(ChainType::Nat, Hook::Postrouting, 100),
+                vec![r(
+                    vec![Match::Mark {
+                        mask: 0x4000,
+                        value: 0x4000,
+                    }],
+                    vec![],
+                    Verdict::Masquerade {
+                        fully_random: false,
+                    },
+                )],
+            ),
+            chain(
+                "filter",
+                base(ChainType::Filter, Hook::Forward, -10),
+                vec![
+                    r(
+                        vec![Match::CtState(vec![CtState::Invalid])],
+                        vec![],
+                        Verdict::Drop,
+                    ),
+                    r(
+                        vec![Match::L4Proto(L4Proto::Tcp)],
+                        vec![],
+                        Verdict::Reject(RejectWith::TcpReset),
+                    ),
+                    r(
+                        vec![Match::FibLocal(FibAddr::Saddr)],
+                        vec![],
+                        Verdict::Reject(RejectWith::PortUnreachable),
+                    ),
+                ],
+            ),
+            chain(
+                "svc",
+                None,
+                vec![r(
+                    vec![],
+                    vec![],
+                    Verdict::NumgenVmap {
+                        targets: vec![goto("sep-a"), goto("sep-b")],
+                    },
+                )],
+            ),
+            chain(
+                "sep-a",
+                None,
+                vec![
+                    r(
+                        vec![Match::SaddrIn {
+                            family: IpFamily::V4,
+                            addrs: Addrs::Cidrs(vec![net("10.42.1.5/32")]),
+                            negate: false,
+                        }],
+                        vec![Statement::MarkOr(0x4000)],
+                        Verdict::Continue,
+                    ),
+                    r(
+                        vec![Match::L4Proto(L4Proto::Tcp)],
+                        vec![],
+                        Verdict::Dnat {
+                            addr: "10.42.1.5".parse().unwrap(),
+                            port: Some(8080),
+                        },
+                    ),
+                ],
+            ),
+            chain(
+                "sep-b",
+                None,
+                vec![r(
+                    vec![],
+                    vec![],
+                    Verdict::Dnat {
+                        addr: "10.42.2.5".parse().unwrap(),
+                        port: None,
+                    },
+                )],
+            ),
+        ],
+    }
+}
+
+const SERVICE_SAMPLE: &str = r#"add table inet strait_render_test
+delete table inet strait_render_test
+table inet strait_render_test {
+	map ips {
+		type ipv4_addr . inet_proto . inet_service : verdict
+		comment "services"
+		elements = { 10.43.0.1 . tcp . 80 : goto svc,
+			     10.43.0.2 . tcp . 443 : goto svc }
+	}
+
+	map ports {
+		type inet_proto . inet_service : verdict
+		elements = { sctp . 30000 : drop }
+	}
+
+	chain pre {
+		type nat hook prerouting priority -100; policy accept;
+		ip daddr . meta l4proto . th dport vmap @ips
+		fib daddr type local meta l4proto . th dport vmap @ports
+	}
+
+	chain post {
+		type nat hook postrouting priority 100; policy accept;
+		meta mark and 0x4000 == 0x4000 masquerade
+	}
+
+	chain filter {
+		type filter hook forward priority -10; policy accept;
+		ct state invalid drop
+		meta l4proto tcp reject with tcp reset
+		fib saddr type local reject with icmpx type port-unreachable
+	}
+
+	chain svc {
+		numgen random mod 2 vmap { 0 : goto sep-a, 1 : goto sep-b }
+	}
+
+	chain sep-a {
+		ip saddr 10.42.1.5/32 meta mark set meta mark | 0x4000
+		meta l4proto tcp dnat ip to 10.42.1.5:8080
+	}
+
+	chain sep-b {
+		dnat ip to 10.42.2.5
+	}
+}
+"#;
+
+#[test]
+fn renders_service_constructs() {
+    let t = service_sample();
+    t.validate().unwrap();
+    assert_eq!(render(&t), SERVICE_SAMPLE);
+}
+
 /// Syntax check against the real nft, ONLY in check mode: `nft -c -f -`
 /// parses the script and has the kernel validate the batch, then aborts it,
 /// so the ruleset is never changed. Needs root (CAP_NET_ADMIN); skipped,
@@ -231,7 +459,10 @@ fn nft_check_mode_accepts_the_scripts() {
     let mut sample = sample();
     sample.sets[0].comment = Some("say hi".into());
     sample.validate().unwrap();
-    let mut scripts = vec![("sample", render(&sample))];
+    let mut scripts = vec![
+        ("sample", render(&sample)),
+        ("service sample", render(&service_sample())),
+    ];
     for (name, cfg) in [
         (
             "egress",

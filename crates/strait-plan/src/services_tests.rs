@@ -1,0 +1,353 @@
+use super::*;
+use crate::nft::Family;
+use strait_model::k8s::api::core::v1::{ServicePort, ServiceSpec};
+use strait_model::k8s::api::discovery::v1::{
+    Endpoint as SliceEndpoint, EndpointConditions, EndpointPort,
+};
+use strait_model::parse_manifests;
+
+fn ep(ip: &str, node: &str, ready: bool, serving: bool, terminating: bool) -> Endpoint {
+    Endpoint {
+        ip: ip.parse().unwrap(),
+        port: 80,
+        node: Some(node.to_string()),
+        ready,
+        serving,
+        terminating,
+    }
+}
+
+fn addrs(v: &[(Ipv4Addr, u16)]) -> Vec<String> {
+    v.iter().map(|(ip, _)| ip.to_string()).collect()
+}
+
+#[test]
+fn ready_endpoints_first() {
+    let all = [
+        ep("10.0.0.3", "b", true, true, false),
+        ep("10.0.0.1", "a", true, true, false),
+        ep("10.0.0.2", "a", false, true, true),
+    ];
+    assert_eq!(
+        addrs(&select_endpoints(&all, None)),
+        ["10.0.0.1", "10.0.0.3"]
+    );
+    assert_eq!(addrs(&select_endpoints(&all, Some("a"))), ["10.0.0.1"]);
+}
+
+#[test]
+fn serving_terminating_when_none_is_ready() {
+    let all = [
+        ep("10.0.0.1", "a", false, true, true),
+        ep("10.0.0.2", "b", false, false, true),
+        // Not ready, serving, not terminating (starting up): never used.
+        ep("10.0.0.3", "a", false, true, false),
+    ];
+    assert_eq!(addrs(&select_endpoints(&all, None)), ["10.0.0.1"]);
+    assert_eq!(addrs(&select_endpoints(&all, Some("a"))), ["10.0.0.1"]);
+    assert!(select_endpoints(&all, Some("b")).is_empty());
+    // A ready endpoint elsewhere does not help the local selection, and the
+    // local fallback is to local terminating endpoints.
+    let mixed = [
+        ep("10.0.0.1", "a", false, true, true),
+        ep("10.0.0.2", "b", true, true, false),
+    ];
+    assert_eq!(addrs(&select_endpoints(&mixed, None)), ["10.0.0.2"]);
+    assert_eq!(addrs(&select_endpoints(&mixed, Some("a"))), ["10.0.0.1"]);
+}
+
+#[test]
+fn duplicate_endpoints_collapse_and_nodeless_ones_are_not_local() {
+    let mut nodeless = ep("10.0.0.9", "x", true, true, false);
+    nodeless.node = None;
+    let all = [
+        ep("10.0.0.1", "a", true, true, false),
+        ep("10.0.0.1", "a", true, true, false),
+        nodeless,
+    ];
+    assert_eq!(select_endpoints(&all, None).len(), 2);
+    assert_eq!(addrs(&select_endpoints(&all, Some("a"))), ["10.0.0.1"]);
+    assert!(select_endpoints(&[], None).is_empty());
+}
+
+#[test]
+fn chain_names() {
+    assert_eq!(
+        service_chain_name("svc", "default", "web", "http", L4Proto::Tcp),
+        "svc-default-web-http-tcp"
+    );
+    assert_eq!(
+        service_chain_name("ext", "ns", "dns", "53", L4Proto::Udp),
+        "ext-ns-dns-53-udp"
+    );
+    assert_eq!(
+        endpoint_chain_name("10.42.1.5".parse().unwrap(), 8080, L4Proto::Sctp),
+        "sep-10.42.1.5-8080-sctp"
+    );
+    // Characters nft names cannot hold are replaced.
+    assert_eq!(
+        service_chain_name("svc", "a", "b/c", "p", L4Proto::Tcp),
+        "svc-a-b_c-p-tcp"
+    );
+    // Too long: cut, plus a stable hash of the whole identity.
+    let ns = "a".repeat(63);
+    let long1 = service_chain_name("svc", &ns, "service-one", "http", L4Proto::Tcp);
+    let long2 = service_chain_name("svc", &ns, "service-two", "http", L4Proto::Tcp);
+    assert_eq!(long1.len(), MAX_CHAIN_NAME);
+    assert_ne!(long1, long2);
+    assert!(long1.starts_with("svc-aaaa"));
+    assert_eq!(
+        long1,
+        service_chain_name("svc", &ns, "service-one", "http", L4Proto::Tcp)
+    );
+    assert_eq!(fnv1a(""), 0x811c_9dc5);
+    assert_eq!(fnv1a("a"), 0xe40c_292c);
+}
+
+fn table_for(manifests: &str) -> (Table, Vec<String>) {
+    let snap = Snapshot::from_objects(parse_manifests(manifests, "test").unwrap());
+    let cfg = strait_model::AgentConfig::from_yaml(
+        "clusterCIDR: 10.42.0.0/16\nserviceCIDR: 10.43.0.0/16\n",
+    )
+    .unwrap();
+    let mut t = Table::new(Family::Inet, "strait");
+    let mut warnings = Vec::new();
+    crate::egress::add_to_table(&cfg, "10.42.0.0/16".parse().unwrap(), &mut t, &mut warnings);
+    add_to_table("node-1", &snap, &mut t, &mut warnings);
+    t.validate().unwrap();
+    (t, warnings)
+}
+
+const WEB: &str = "
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  clusterIP: 10.43.0.10
+  sessionAffinity: ClientIP
+  ports: [{name: http, port: 80, targetPort: web}, {name: admin, port: 81}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-a
+  namespace: default
+  labels: {kubernetes.io/service-name: web}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints:
+  - {addresses: [10.42.2.5], nodeName: node-2}
+";
+
+#[test]
+fn pod_to_remote_endpoint_is_not_marked() {
+    let (t, warnings) = table_for(WEB);
+    // The ClusterIP path (services -> svc -> sep) sets the mark only for
+    // traffic whose source is the endpoint itself (hairpin).
+    let svc = t.chain("svc-default-web-http-tcp").unwrap();
+    assert!(svc.rules.iter().all(|r| r.statements.is_empty()));
+    let sep = t.chain("sep-10.42.2.5-8080-tcp").unwrap();
+    assert_eq!(sep.rules.len(), 2);
+    assert_eq!(
+        sep.rules[0].matches,
+        vec![Match::SaddrIn {
+            family: IpFamily::V4,
+            addrs: Addrs::Cidrs(vec!["10.42.2.5/32".parse().unwrap()]),
+            negate: false,
+        }]
+    );
+    assert_eq!(
+        sep.rules[0].statements,
+        vec![Statement::MarkOr(MASQUERADE_MARK)]
+    );
+    // The slice has no "admin" port: no endpoints, rejected.
+    let no_ep = t.map(NO_ENDPOINT_SERVICES_MAP).unwrap();
+    assert_eq!(no_ep.elements.len(), 1);
+    assert_eq!(no_ep.elements[0].0[2], Key::Port(81));
+    assert!(warnings
+        .iter()
+        .any(|w| w.contains("sessionAffinity ClientIP")));
+    // Masquerade of marked traffic comes before every egress rule.
+    let post = t.chain(POSTROUTING_CHAIN).unwrap();
+    assert_eq!(
+        post.rules[0].matches,
+        vec![Match::Mark {
+            mask: MASQUERADE_MARK,
+            value: MASQUERADE_MARK
+        }]
+    );
+    // INVALID is dropped in a chain of its own before the egress forward chain.
+    let ff = t.chain("filter-forward").unwrap();
+    assert_eq!(ff.rules[0].verdict, Verdict::Drop);
+    assert!(ff.base.unwrap().priority < crate::egress::PRIORITY_FILTER);
+}
+
+#[test]
+fn nothing_without_services_or_with_headless_only() {
+    let egress_only = table_for("").0;
+    assert!(egress_only.maps.is_empty());
+    let headless = table_for(
+        "
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: default}
+spec: {clusterIP: None, ports: [{port: 5432}]}
+",
+    )
+    .0;
+    assert_eq!(headless, egress_only);
+}
+
+#[test]
+fn an_address_claimed_twice_keeps_the_first_and_ipv6_is_left_out() {
+    let (t, warnings) = table_for(
+        "
+apiVersion: v1
+kind: Service
+metadata: {name: a, namespace: default}
+spec: {clusterIP: 10.43.0.1, externalIPs: [192.168.1.1], ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b, namespace: default}
+spec: {clusterIP: 10.43.0.2, externalIPs: [192.168.1.1], ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: c, namespace: default}
+spec: {clusterIP: 'fd00::1', ports: [{port: 80}]}
+",
+    );
+    let no_ep = t.map(NO_ENDPOINT_SERVICES_MAP).unwrap();
+    assert_eq!(no_ep.elements.len(), 3);
+    assert!(warnings.iter().any(|w| w.contains("default/c")));
+}
+
+fn big_snapshot(services: usize, endpoints: usize) -> Snapshot {
+    let mut snap = Snapshot::default();
+    for s in 0..services {
+        let name = format!("svc-{s}");
+        let mut svc = Service::default();
+        svc.metadata.name = Some(name.clone());
+        svc.metadata.namespace = Some("bench".into());
+        let ip = Ipv4Addr::from(0x0a2b_0000 + s as u32 + 1);
+        svc.spec = Some(ServiceSpec {
+            cluster_ip: Some(ip.to_string()),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: 80,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        snap.services.push(svc);
+        let mut slice = EndpointSlice {
+            address_type: "IPv4".into(),
+            ..Default::default()
+        };
+        slice.metadata.name = Some(format!("{name}-1"));
+        slice.metadata.namespace = Some("bench".into());
+        slice.metadata.labels = Some(
+            [(SERVICE_NAME_LABEL.to_string(), name.clone())]
+                .into_iter()
+                .collect(),
+        );
+        slice.ports = Some(vec![EndpointPort {
+            name: Some("http".into()),
+            port: Some(8080),
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]);
+        slice.endpoints = (0..endpoints)
+            .map(|e| SliceEndpoint {
+                addresses: vec![
+                    Ipv4Addr::from(0x0a2a_0000 + (s * endpoints + e) as u32 + 2).to_string()
+                ],
+                node_name: Some(format!("node-{}", e % 3)),
+                conditions: Some(EndpointConditions {
+                    ready: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect();
+        snap.endpoint_slices.push(slice);
+    }
+    snap
+}
+
+/// 10,000 services x 10 endpoints: the compile stays linear (the test
+/// suite would crawl otherwise); counts checked, nothing timed.
+#[test]
+fn ten_thousand_services() {
+    let snap = big_snapshot(10_000, 10);
+    let mut t = Table::new(Family::Inet, "strait");
+    let mut warnings = Vec::new();
+    let cfg = strait_model::AgentConfig::from_yaml(
+        "clusterCIDR: 10.42.0.0/16\nserviceCIDR: 10.43.0.0/16\n",
+    )
+    .unwrap();
+    crate::egress::add_to_table(&cfg, "10.42.0.0/16".parse().unwrap(), &mut t, &mut warnings);
+    add_to_table("node-1", &snap, &mut t, &mut warnings);
+    t.validate().unwrap();
+    assert!(warnings.is_empty());
+    assert_eq!(t.map(SERVICE_IPS_MAP).unwrap().elements.len(), 10_000);
+    assert!(t.map(NO_ENDPOINT_SERVICES_MAP).unwrap().elements.is_empty());
+    let count = |p: &str| t.chains.iter().filter(|c| c.name.starts_with(p)).count();
+    assert_eq!(count("svc-"), 10_000);
+    assert_eq!(count("sep-"), 100_000);
+    let svc = t.chain("svc-bench-svc-0-http-tcp").unwrap();
+    assert!(
+        matches!(&svc.rules[0].verdict, Verdict::NumgenVmap { targets } if targets.len() == 10)
+    );
+    let text = crate::nft::render(&t);
+    assert_eq!(text.matches("dnat ip to").count(), 100_000);
+}
+
+#[test]
+fn names_that_read_the_same_get_a_hash() {
+    let svc = |ns: &str, name: &str, ip: &str, ep: &str| {
+        format!(
+            "
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {ns}}}
+spec: {{clusterIP: {ip}, ports: [{{port: 80}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-1
+  namespace: {ns}
+  labels: {{kubernetes.io/service-name: {name}}}
+addressType: IPv4
+ports: [{{port: 80}}]
+endpoints: [{{addresses: [{ep}]}}]
+---"
+        )
+    };
+    let text =
+        svc("a-b", "c", "10.43.0.1", "10.42.1.1") + &svc("a", "b-c", "10.43.0.2", "10.42.1.2");
+    let (t, _) = table_for(&text);
+    let ips = t.map(SERVICE_IPS_MAP).unwrap();
+    let target = |ip: &str| {
+        ips.elements
+            .iter()
+            .find(|(k, _)| k[0] == Key::Ipv4(ip.parse().unwrap()))
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    // "a" sorts before "a-b": it keeps the plain name.
+    assert_eq!(
+        target("10.43.0.2"),
+        Verdict::Goto("svc-a-b-c-80-tcp".into())
+    );
+    let Verdict::Goto(other) = target("10.43.0.1") else {
+        panic!("not a goto")
+    };
+    assert!(other.starts_with("svc-a-b-c-80-tcp-"), "{other}");
+    assert_eq!(
+        t.chain(&other).unwrap().rules[0].verdict,
+        Verdict::Goto("sep-10.42.1.1-80-tcp".into())
+    );
+}

@@ -1,0 +1,176 @@
+//! Services end to end in the lab (issue 4): ClusterIP load spread with the
+//! client's address kept, NodePort from outside the cluster, node processes
+//! and hostNetwork pods reaching Service addresses (the OUTPUT hook), reject
+//! when a Service has no endpoints, hairpin, UDP.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use strait_lab::{probe, Binaries, Cluster, LabPaths, ProbeResult, Proto, Topology};
+
+struct Lab {
+    cluster: Cluster,
+    topo: Topology,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.cluster.fabric.down(&self.topo.name);
+    }
+}
+
+fn up() -> Lab {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let strait = PathBuf::from(env!("CARGO_BIN_EXE_strait"));
+    let dir = strait.parent().unwrap().to_path_buf();
+    let mut topo = Topology::default_lab();
+    topo.name = format!(
+        "v{}x{}",
+        std::process::id() % 100_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let cluster = Cluster::new(
+        LabPaths::new(tmp.path()),
+        Binaries {
+            strait,
+            cni_dir: dir,
+        },
+    );
+    cluster
+        .up(&topo, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("lab up: {e}"));
+    Lab {
+        cluster,
+        topo,
+        _dir: tmp,
+    }
+}
+
+const WORKLOAD: &str = "
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: s, labels: {app: web}}
+spec: {nodeName: node-1, containers: [{name: c, image: x, ports: [{name: http, containerPort: 8080}, {containerPort: 53, protocol: UDP}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-2, namespace: s, labels: {app: web}}
+spec: {nodeName: node-2, containers: [{name: c, image: x, ports: [{name: http, containerPort: 8080}, {containerPort: 53, protocol: UDP}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: s, labels: {app: client}}
+spec: {nodeName: node-1, containers: [{name: c, image: x, ports: [{containerPort: 9000}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: s}
+spec:
+  type: NodePort
+  selector: {app: web}
+  externalIPs: [192.168.2.200]
+  ports:
+  - {name: http, port: 80, targetPort: http}
+  - {name: dns, port: 53, protocol: UDP}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: empty, namespace: s}
+spec:
+  selector: {app: nobody}
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: self, namespace: s}
+spec:
+  selector: {app: client}
+  ports: [{port: 90, targetPort: 9000}]
+";
+
+impl Lab {
+    fn probe(&self, from: &str, to: &str, port: u16, proto: Proto) -> ProbeResult {
+        let state = self.cluster.fabric.state(&self.topo.name).unwrap();
+        let src = self.cluster.endpoint(&state, from).unwrap();
+        let dst = self.cluster.endpoint(&state, to).unwrap();
+        probe(
+            &src.netns,
+            dst.ip.unwrap(),
+            port,
+            proto,
+            Duration::from_millis(1500),
+        )
+        .unwrap()
+    }
+    fn reach(&self, from: &str, to: &str, port: u16, proto: Proto) -> String {
+        match self.probe(from, to, port, proto) {
+            ProbeResult::Answered(l) => l,
+            other => panic!("{from} -> {to} {proto}/{port}: {other}"),
+        }
+    }
+    fn ip(&self, ns: &str, name: &str) -> String {
+        self.cluster
+            .pod_record(&self.topo.name, ns, name)
+            .unwrap()
+            .ip
+    }
+}
+
+#[test]
+fn services_end_to_end() {
+    let lab = up();
+    lab.cluster.apply(&lab.topo.name, WORKLOAD, "w").unwrap();
+    // Give the agents a moment to program the new Services.
+    std::thread::sleep(Duration::from_millis(500));
+    let client = lab.ip("s", "client");
+
+    // ClusterIP: both endpoints answer, each sees the client's own address
+    // (no SNAT, also for the endpoint on the other node).
+    let mut answered = BTreeSet::new();
+    for _ in 0..30 {
+        let line = lab.reach("pod/s/client", "svc/s/web", 80, Proto::Tcp);
+        assert!(
+            line.contains(&format!(" {client}:")),
+            "client address not kept: {line}"
+        );
+        answered.insert(line.split_whitespace().next().unwrap().to_owned());
+    }
+    assert_eq!(
+        answered,
+        BTreeSet::from(["s/web-1".to_owned(), "s/web-2".to_owned()])
+    );
+
+    // UDP through the ClusterIP.
+    let line = lab.reach("pod/s/client", "svc/s/web", 53, Proto::Udp);
+    assert!(line.starts_with("s/web-"), "{line}");
+
+    // A node process (and so a hostNetwork pod) reaches the ClusterIP and the
+    // externalIP: locally generated traffic goes through the OUTPUT hook.
+    assert!(lab
+        .reach("node/node-1", "svc/s/web", 80, Proto::Tcp)
+        .starts_with("s/web-"));
+    assert!(lab
+        .reach("node/node-2", "192.168.2.200", 80, Proto::Tcp)
+        .starts_with("s/web-"));
+
+    // NodePort from outside the cluster, on either node.
+    let state = lab.cluster.fabric.state(&lab.topo.name).unwrap();
+    let _ = state;
+    for node_ip in ["192.168.1.11", "192.168.1.12"] {
+        let line = lab.reach("host/legacy-db", node_ip, 30000, Proto::Tcp);
+        assert!(line.starts_with("s/web-"), "{node_ip}: {line}");
+    }
+
+    // No endpoints: refused at once, not a timeout.
+    match lab.probe("pod/s/client", "svc/s/empty", 80, Proto::Tcp) {
+        ProbeResult::Refused => {}
+        other => panic!("a Service without endpoints must reject: {other}"),
+    }
+
+    // Hairpin: the client reaches itself through its own Service.
+    let line = lab.reach("pod/s/client", "svc/s/self", 90, Proto::Tcp);
+    assert!(line.starts_with("s/client "), "{line}");
+}

@@ -174,3 +174,118 @@ fn services_end_to_end() {
     let line = lab.reach("pod/s/client", "svc/s/self", 90, Proto::Tcp);
     assert!(line.starts_with("s/client "), "{line}");
 }
+
+/// externalTrafficPolicy Local: the client's address reaches the endpoint,
+/// and a node without a local endpoint does not forward the traffic.
+#[test]
+fn external_traffic_policy_local_keeps_the_client_address() {
+    let lab = up();
+    let yaml = "
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: s, labels: {app: web}}
+spec: {nodeName: node-1, containers: [{name: c, image: x, ports: [{containerPort: 8080}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: local, namespace: s}
+spec:
+  type: NodePort
+  externalTrafficPolicy: Local
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
+";
+    lab.cluster.apply(&lab.topo.name, yaml, "w").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // Through node-1 (has the endpoint): legacy-db's own address is seen.
+    let line = lab.reach("host/legacy-db", "192.168.1.11", 30080, Proto::Tcp);
+    assert_eq!(line.split_whitespace().next(), Some("s/web-1"), "{line}");
+    assert!(
+        line.contains(" 192.168.2.10:"),
+        "client address lost: {line}"
+    );
+    // Through node-2 (no local endpoint): not served.
+    let r = lab.probe("host/legacy-db", "192.168.1.12", 30080, Proto::Tcp);
+    assert!(
+        r.answer().is_none(),
+        "node-2 forwarded eTP Local traffic: {r}"
+    );
+}
+
+/// A UDP client that keeps its socket (and so its conntrack flow) moves on
+/// to the new endpoint after its endpoint pod is replaced; scale-down takes
+/// effect within 2 s.
+#[test]
+fn udp_clients_recover_and_scale_down_is_quick() {
+    let lab = up();
+    let pod = |name: &str, node: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: s, labels: {{app: dns}}}}\nspec: {{nodeName: {node}, containers: [{{name: c, image: x, ports: [{{containerPort: 53, protocol: UDP}}, {{containerPort: 80}}]}}]}}\n---\n")
+    };
+    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: dns, namespace: s}\nspec:\n  selector: {app: dns}\n  ports: [{name: dns, port: 53, protocol: UDP}, {name: web, port: 80}]\n---\n";
+    let client = "apiVersion: v1\nkind: Pod\nmetadata: {name: client, namespace: s}\nspec: {nodeName: node-1, containers: [{name: c, image: x}]}\n---\n";
+    lab.cluster
+        .apply(
+            &lab.topo.name,
+            &(svc.to_owned() + client + &pod("dns-a", "node-2")),
+            "w",
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let state = lab.cluster.fabric.state(&lab.topo.name).unwrap();
+    let from = lab.cluster.endpoint(&state, "pod/s/client").unwrap().netns;
+    let svc_ip = lab
+        .cluster
+        .endpoint(&state, "svc/s/dns")
+        .unwrap()
+        .ip
+        .unwrap();
+    // One socket, one source port, for the whole test.
+    let sock = strait_lab::run_in_netns(&from, || std::net::UdpSocket::bind("0.0.0.0:0"))
+        .unwrap()
+        .unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let ask = |sock: &std::net::UdpSocket| -> Option<String> {
+        sock.send_to(b"q", (svc_ip, 53)).ok()?;
+        let mut buf = [0u8; 256];
+        let (n, _) = sock.recv_from(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    assert!(ask(&sock).unwrap_or_default().starts_with("s/dns-a "));
+
+    // Replace the endpoint: dns-a goes, dns-b comes.
+    lab.cluster
+        .delete(&lab.topo.name, &pod("dns-a", "node-2"), "w")
+        .unwrap();
+    lab.cluster
+        .apply(&lab.topo.name, &pod("dns-b", "node-2"), "w")
+        .unwrap();
+    let start = std::time::Instant::now();
+    let mut answer = None;
+    while start.elapsed() < Duration::from_secs(5) {
+        if let Some(a) = ask(&sock).filter(|a| a.starts_with("s/dns-b ")) {
+            answer = Some(a);
+            break;
+        }
+    }
+    assert!(
+        answer.is_some(),
+        "the UDP client stayed stuck on the deleted endpoint"
+    );
+
+    // Scale down to nothing: within 2 s the Service rejects.
+    lab.cluster
+        .delete(&lab.topo.name, &pod("dns-b", "node-2"), "w")
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if lab.probe("pod/s/client", "svc/s/dns", 80, Proto::Tcp) == ProbeResult::Refused {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "endpoint still served 2 s after scale-down"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -277,7 +277,10 @@ fn single_node_cluster() {
         &snap(vec![node("a", &["10.42.0.0/16"], &[])]),
     )
     .unwrap();
-    assert!(p.routes.is_empty() && p.fdb.is_empty() && p.neighbours.is_empty());
+    // No peers: the only route is the service CIDR onto the bridge.
+    let routes: Vec<String> = p.routes.iter().map(|r| r.to_string()).collect();
+    assert_eq!(routes, vec!["10.43.0.0/16 dev strait0"]);
+    assert!(p.fdb.is_empty() && p.neighbours.is_empty());
     assert_eq!(p.bridge.addresses[0].to_string(), "10.42.0.1/16");
 }
 

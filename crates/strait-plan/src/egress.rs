@@ -75,6 +75,7 @@ fn addr_set(name: &str, elements: Vec<Ipv4Net>, comment: &str) -> Set {
         interval: true,
         elements: elements.into_iter().map(IpNet::V4).collect(),
         comment: Some(comment.to_string()),
+        timeout: None,
     }
 }
 

@@ -175,6 +175,9 @@ pub enum FibAddr {
 pub enum Statement {
     /// `meta mark set meta mark | bits`.
     MarkOr(u32),
+    /// `update @set { ip saddr }`: remember the source address in a dynamic
+    /// set (renewing its timeout).
+    UpdateSaddr(String),
 }
 
 /// How `reject` answers.
@@ -219,6 +222,9 @@ pub struct Set {
     pub interval: bool,
     pub elements: Vec<IpNet>,
     pub comment: Option<String>,
+    /// A dynamic set whose elements expire after this many seconds (filled
+    /// by `update` statements, e.g. sessionAffinity's client addresses).
+    pub timeout: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -635,6 +641,13 @@ impl Table {
                         return Err("meta mark set with no bits".into());
                     }
                 }
+                Statement::UpdateSaddr(set) => match index.sets.get(set.as_str()) {
+                    None => return Err(format!("update of missing set {set}")),
+                    Some(s) if s.timeout.is_none() => {
+                        return Err(format!("update of set {set}, which has no timeout"))
+                    }
+                    Some(_) => {}
+                },
             }
         }
         check_verdict(index, chain, &rule.verdict, ported_proto, proto)

@@ -11,6 +11,7 @@ fn v4_set(name: &str, elements: &[&str]) -> Set {
         interval: true,
         elements: elements.iter().map(|e| net(e)).collect(),
         comment: None,
+        timeout: None,
     }
 }
 

@@ -46,8 +46,12 @@ pub fn render(table: &Table) -> String {
 fn render_set(out: &mut String, set: &Set) {
     let _ = writeln!(out, "\tset {} {{", set.name);
     let _ = writeln!(out, "\t\ttype {}", set.kind.as_str());
-    if set.interval {
-        out.push_str("\t\tflags interval\n");
+    match (set.interval, set.timeout) {
+        (true, _) => out.push_str("\t\tflags interval\n"),
+        (false, Some(t)) => {
+            let _ = writeln!(out, "\t\tflags dynamic,timeout\n\t\ttimeout {t}s");
+        }
+        (false, None) => {}
     }
     if let Some(c) = &set.comment {
         let _ = writeln!(out, "\t\tcomment \"{}\"", quote_safe(c));
@@ -239,6 +243,7 @@ pub fn match_text(m: &Match) -> String {
 pub fn statement_text(s: &Statement) -> String {
     match s {
         Statement::MarkOr(bits) => format!("meta mark set meta mark | {bits:#x}"),
+        Statement::UpdateSaddr(set) => format!("update @{set} {{ ip saddr }}"),
     }
 }
 

@@ -18,6 +18,7 @@ pub(crate) fn sample() -> Table {
                 interval: true,
                 elements: vec![net("192.168.0.0/16"), net("10.0.0.0/8")],
                 comment: Some("say \"hi\"".into()),
+                timeout: None,
             },
             Set {
                 name: "v6-hosts".into(),
@@ -25,6 +26,7 @@ pub(crate) fn sample() -> Table {
                 interval: false,
                 elements: vec![net("fd00::2/128"), net("fd00::1/128")],
                 comment: None,
+                timeout: None,
             },
             Set {
                 name: "empty".into(),
@@ -32,6 +34,7 @@ pub(crate) fn sample() -> Table {
                 interval: true,
                 elements: vec![],
                 comment: None,
+                timeout: None,
             },
         ],
         maps: Vec::new(),

@@ -21,13 +21,15 @@
 //!
 //! Owns those maps and chains; nothing is emitted when the snapshot has no
 //! Service with a ClusterIP, so a cluster without Services keeps the egress
-//! table as it was. IPv4 only; sessionAffinity ClientIP is not implemented
-//! yet (a warning; traffic is balanced randomly).
+//! table as it was. IPv4 only. sessionAffinity ClientIP: one dynamic set
+//! per (service chain, endpoint) with the affinity timeout; a known client
+//! goes straight to its endpoint, a new one is remembered on the way.
 
 use crate::egress::{CLUSTER_SET, POSTROUTING_CHAIN};
 use crate::nft::{
     Addrs, BaseChain, Chain, ChainType, CtState, FibAddr, Hook, IpFamily, Key, KeyExpr, KeyType,
-    L4Proto, Map, MapValue, Match, Policy, RejectWith, Rule, Statement, Table, Verdict,
+    L4Proto, Map, MapValue, Match, Policy, RejectWith, Rule, Set, SetKind, Statement, Table,
+    Verdict,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
@@ -281,9 +283,73 @@ struct Built {
     endpoints: BTreeSet<(Ipv4Addr, u16, L4Proto)>,
     /// Per-service chain name -> the identity that owns it.
     owners: HashMap<String, String>,
+    /// sessionAffinity sets (client address -> endpoint, with a timeout).
+    sets: Vec<Set>,
 }
 
 impl Built {
+    /// The rules of a chain that spreads over `eps`. With sessionAffinity
+    /// ClientIP (`affinity` = its timeout), a client seen before goes
+    /// straight to the endpoint it had (a dynamic set per endpoint holds
+    /// client addresses), and a new client's choice is remembered on the
+    /// way to the shared endpoint chain.
+    fn balanced(
+        &mut self,
+        chain: &str,
+        eps: &[(Ipv4Addr, u16)],
+        proto: L4Proto,
+        affinity: Option<u32>,
+    ) -> Vec<Rule> {
+        let Some(timeout) = affinity else {
+            return vec![rule(vec![], vec![], balance(eps, proto), None)];
+        };
+        let mut rules = Vec::new();
+        let mut targets = Vec::new();
+        for (i, (ip, port)) in eps.iter().enumerate() {
+            let sep = endpoint_chain_name(*ip, *port, proto);
+            let set = format!("{chain}-aff{i}");
+            let remember = format!("{chain}-a{i}");
+            self.sets.push(Set {
+                name: set.clone(),
+                kind: SetKind::Ipv4Addr,
+                interval: false,
+                elements: vec![],
+                comment: Some(format!("sessionAffinity ClientIP: clients of {ip}:{port}")),
+                timeout: Some(timeout),
+            });
+            rules.push(rule(
+                vec![Match::SaddrIn {
+                    family: IpFamily::V4,
+                    addrs: Addrs::Set(set.clone()),
+                    negate: false,
+                }],
+                vec![],
+                Verdict::Goto(sep.clone()),
+                None,
+            ));
+            self.chains.insert(
+                remember.clone(),
+                regular(
+                    remember.clone(),
+                    vec![rule(
+                        vec![],
+                        vec![Statement::UpdateSaddr(set)],
+                        Verdict::Goto(sep),
+                        None,
+                    )],
+                ),
+            );
+            targets.push(Verdict::Goto(remember));
+        }
+        let pick = if targets.len() == 1 {
+            targets.remove(0)
+        } else {
+            Verdict::NumgenVmap { targets }
+        };
+        rules.push(rule(vec![], vec![], pick, None));
+        rules
+    }
+
     /// [`service_chain_name`], unless another service port already owns
     /// that name (`a-b`/`c` and `a`/`b-c` read the same): then the name
     /// gets a hash of this identity. Services come sorted, so the choice is
@@ -380,9 +446,16 @@ fn add_service(
         warnings.push(format!("service {ns}/{name}: clusterIP {cluster_ip} left out: IPv6 services are not supported yet"));
         return false;
     };
-    if spec.session_affinity.as_deref() == Some("ClientIP") {
-        warnings.push(format!("service {ns}/{name}: sessionAffinity ClientIP is not implemented yet; traffic is balanced randomly"));
-    }
+    // sessionAffinity ClientIP: its timeout (Kubernetes' default 3 hours).
+    let affinity = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
+        spec.session_affinity_config
+            .as_ref()
+            .and_then(|c| c.client_ip.as_ref())
+            .and_then(|c| c.timeout_seconds)
+            .and_then(|t| u32::try_from(t).ok())
+            .filter(|t| *t > 0)
+            .unwrap_or(10_800)
+    });
     let ext_local = spec.external_traffic_policy.as_deref() == Some("Local");
     let int_local = spec.internal_traffic_policy.as_deref() == Some("Local");
     let mut external: Vec<Ipv4Addr> = spec
@@ -449,25 +522,19 @@ fn add_service(
             built
                 .endpoints
                 .extend(cluster.iter().map(|(ip, p)| (*ip, *p, proto)));
-            built.chains.insert(
-                svc_chain.clone(),
-                regular(
-                    svc_chain.clone(),
-                    vec![rule(vec![], vec![], balance(&cluster, proto), None)],
-                ),
-            );
+            let rules = built.balanced(&svc_chain, &cluster, proto, affinity);
+            built
+                .chains
+                .insert(svc_chain.clone(), regular(svc_chain.clone(), rules));
         }
         if !local.is_empty() && (int_local || (ext_local && has_external)) {
             built
                 .endpoints
                 .extend(local.iter().map(|(ip, p)| (*ip, *p, proto)));
-            built.chains.insert(
-                svl_chain.clone(),
-                regular(
-                    svl_chain.clone(),
-                    vec![rule(vec![], vec![], balance(&local, proto), None)],
-                ),
-            );
+            let rules = built.balanced(&svl_chain, &local, proto, affinity);
+            built
+                .chains
+                .insert(svl_chain.clone(), regular(svl_chain.clone(), rules));
         }
         // ClusterIP.
         if !int_local {
@@ -702,6 +769,7 @@ fn emit(built: Built, table: &mut Table) {
             ],
         ),
     ]);
+    table.sets.extend(built.sets);
     table.chains.extend(built.chains.into_values());
     table
         .chains

@@ -164,9 +164,21 @@ fn pod_to_remote_endpoint_is_not_marked() {
     let no_ep = t.map(NO_ENDPOINT_SERVICES_MAP).unwrap();
     assert_eq!(no_ep.elements.len(), 1);
     assert_eq!(no_ep.elements[0].0[2], Key::Port(81));
-    assert!(warnings
+    // sessionAffinity ClientIP is compiled, not warned about: a dynamic set
+    // per endpoint, checked before the random choice.
+    assert!(
+        !warnings.iter().any(|w| w.contains("sessionAffinity")),
+        "{warnings:?}"
+    );
+    let aff = t
+        .sets
         .iter()
-        .any(|w| w.contains("sessionAffinity ClientIP")));
+        .find(|s| s.name == "svc-default-web-http-tcp-aff0")
+        .expect("affinity set");
+    assert!(aff.timeout.is_some_and(|t| t > 0));
+    assert!(
+        matches!(&svc.rules[0].matches[0], Match::SaddrIn { addrs: Addrs::Set(n), .. } if n == &aff.name)
+    );
     // Masquerade of marked traffic comes before every egress rule.
     let post = t.chain(POSTROUTING_CHAIN).unwrap();
     assert_eq!(

@@ -289,3 +289,31 @@ fn udp_clients_recover_and_scale_down_is_quick() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// sessionAffinity ClientIP: a client keeps its backend across connections.
+#[test]
+fn session_affinity_keeps_one_backend() {
+    let lab = up();
+    let sticky = "---\napiVersion: v1\nkind: Service\nmetadata: {name: sticky, namespace: s}\nspec:\n  selector: {app: web}\n  sessionAffinity: ClientIP\n  ports: [{port: 80, targetPort: http}]\n";
+    lab.cluster
+        .apply(&lab.topo.name, &(WORKLOAD.to_owned() + sticky), "w")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut answered = BTreeSet::new();
+    for _ in 0..20 {
+        let line = lab.reach("pod/s/client", "svc/s/sticky", 80, Proto::Tcp);
+        answered.insert(line.split_whitespace().next().unwrap().to_owned());
+    }
+    assert_eq!(answered.len(), 1, "affinity broken: {answered:?}");
+    // Another client may land elsewhere, but also stays put.
+    let mut other = BTreeSet::new();
+    for _ in 0..10 {
+        let line = lab.reach("node/node-2", "svc/s/sticky", 80, Proto::Tcp);
+        other.insert(line.split_whitespace().next().unwrap().to_owned());
+    }
+    assert_eq!(
+        other.len(),
+        1,
+        "affinity broken for a second client: {other:?}"
+    );
+}

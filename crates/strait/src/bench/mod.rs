@@ -4,6 +4,7 @@
 mod cni;
 mod lab;
 mod report;
+mod services;
 
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -41,6 +42,14 @@ pub enum Which {
         #[arg(long)]
         write: Option<PathBuf>,
     },
+    /// Service sync time at scale vs kube-proxy's iptables layout.
+    Services {
+        /// Numbers of Services (10 endpoints each).
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000,30000")]
+        sizes: Vec<usize>,
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
 }
 
 pub fn run(which: Which) -> Result<(), String> {
@@ -57,5 +66,6 @@ pub fn run(which: Which) -> Result<(), String> {
             nodes,
             write,
         } => lab::run(seconds, rounds, nodes, write),
+        Which::Services { sizes, write } => services::run(&sizes, write),
     }
 }

@@ -42,16 +42,7 @@ pub fn wanted(snap: &Snapshot, node: &str) -> BTreeMap<u16, Check> {
             .unwrap_or_else(|| "default".into());
         let name = svc.metadata.name.clone().unwrap_or_default();
         let local_endpoints = snap
-            .endpoint_slices
-            .iter()
-            .filter(|s| {
-                s.metadata.namespace.as_deref() == Some(ns.as_str())
-                    && s.metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get("kubernetes.io/service-name"))
-                        == Some(&name)
-            })
+            .slices_for(&ns, &name)
             .flat_map(|s| s.endpoints.iter())
             .filter(|e| {
                 e.node_name.as_deref() == Some(node)

@@ -45,16 +45,7 @@ pub fn udp_endpoints(snap: &Snapshot) -> UdpEndpoints {
         addrs.sort();
         addrs.dedup();
         let endpoints: BTreeSet<IpAddr> = snap
-            .endpoint_slices
-            .iter()
-            .filter(|s| {
-                s.metadata.namespace.as_deref() == Some(ns.as_str())
-                    && s.metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get("kubernetes.io/service-name"))
-                        == Some(&name)
-            })
+            .slices_for(&ns, &name)
             .flat_map(|s| s.endpoints.iter())
             .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false))
             .flat_map(|e| e.addresses.iter().filter_map(|a| a.parse().ok()))

@@ -124,6 +124,24 @@ impl Snapshot {
         sort_dedup(&mut self.network_policies);
     }
 
+    /// The EndpointSlices of a Service: same namespace, labelled
+    /// `kubernetes.io/service-name: <name>` (how Kubernetes links them).
+    pub fn slices_for<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a EndpointSlice> + 'a {
+        self.endpoint_slices.iter().filter(move |s| {
+            s.metadata.namespace.as_deref() == Some(namespace)
+                && s.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("kubernetes.io/service-name"))
+                    .map(String::as_str)
+                    == Some(name)
+        })
+    }
+
     /// The node with this name.
     pub fn node(&self, name: &str) -> Option<&Node> {
         find_by_key(&self.nodes, "", name)

@@ -387,17 +387,10 @@ fn service_ports(c: &Cluster, lab: &str) -> Vec<(String, u16, String, bool)> {
         }
         let ns = svc.metadata.namespace.clone().unwrap_or_default();
         let name = svc.metadata.name.clone().unwrap_or_default();
-        let ready = snap.endpoint_slices.iter().any(|s| {
-            s.metadata.namespace.as_deref() == Some(ns.as_str())
-                && s.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("kubernetes.io/service-name"))
-                    == Some(&name)
-                && s.endpoints
-                    .iter()
-                    .any(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false))
-        });
+        let ready = snap
+            .slices_for(&ns, &name)
+            .flat_map(|s| s.endpoints.iter())
+            .any(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false));
         for p in spec.ports.iter().flatten() {
             let proto = p
                 .protocol

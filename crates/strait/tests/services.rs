@@ -3,50 +3,14 @@
 //! and hostNetwork pods reaching Service addresses (the OUTPUT hook), reject
 //! when a Service has no endpoints, hairpin, UDP.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use strait_lab::{probe, Binaries, Cluster, LabPaths, ProbeResult, Proto, Topology};
+use strait_lab::{ProbeResult, Proto};
 
-struct Lab {
-    cluster: Cluster,
-    topo: Topology,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.cluster.fabric.down(&self.topo.name);
-    }
-}
-
-fn up() -> Lab {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let strait = PathBuf::from(env!("CARGO_BIN_EXE_strait"));
-    let dir = strait.parent().unwrap().to_path_buf();
-    let mut topo = Topology::default_lab();
-    topo.name = format!(
-        "v{}x{}",
-        std::process::id() % 100_000,
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let tmp = tempfile::tempdir().unwrap();
-    let cluster = Cluster::new(
-        LabPaths::new(tmp.path()),
-        Binaries {
-            strait,
-            cni_dir: dir,
-        },
-    );
-    cluster
-        .up(&topo, Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("lab up: {e}"));
-    Lab {
-        cluster,
-        topo,
-        _dir: tmp,
-    }
+fn up() -> common::Lab {
+    common::up(|_| {})
 }
 
 const WORKLOAD: &str = "
@@ -91,41 +55,13 @@ spec:
   ports: [{port: 90, targetPort: 9000}]
 ";
 
-impl Lab {
-    fn probe(&self, from: &str, to: &str, port: u16, proto: Proto) -> ProbeResult {
-        let state = self.cluster.fabric.state(&self.topo.name).unwrap();
-        let src = self.cluster.endpoint(&state, from).unwrap();
-        let dst = self.cluster.endpoint(&state, to).unwrap();
-        probe(
-            &src.netns,
-            dst.ip.unwrap(),
-            port,
-            proto,
-            Duration::from_millis(1500),
-        )
-        .unwrap()
-    }
-    fn reach(&self, from: &str, to: &str, port: u16, proto: Proto) -> String {
-        match self.probe(from, to, port, proto) {
-            ProbeResult::Answered(l) => l,
-            other => panic!("{from} -> {to} {proto}/{port}: {other}"),
-        }
-    }
-    fn ip(&self, ns: &str, name: &str) -> String {
-        self.cluster
-            .pod_record(&self.topo.name, ns, name)
-            .unwrap()
-            .ip
-    }
-}
-
 #[test]
 fn services_end_to_end() {
     let lab = up();
     lab.cluster.apply(&lab.topo.name, WORKLOAD, "w").unwrap();
     // Give the agents a moment to program the new Services.
     std::thread::sleep(Duration::from_millis(500));
-    let client = lab.ip("s", "client");
+    let client = lab.pod_ip("s", "client");
 
     // ClusterIP: both endpoints answer, each sees the client's own address
     // (no SNAT, also for the endpoint on the other node).

@@ -121,7 +121,8 @@ pub fn compile(cfg: &AgentConfig, local: &LocalNode, snap: &Snapshot) -> Result<
 
     let mut table = nft::Table::new(nft::Family::Inet, NFT_TABLE);
     egress::add_to_table(cfg, cluster, &mut table, &mut warnings);
-    services::add_to_table(&local.name, snap, &mut table, &mut warnings);
+    let local_pods: Vec<ipnet::Ipv4Net> = nodes.local.iter().map(|c| c.cidr).collect();
+    services::add_to_table(&local.name, &local_pods, snap, &mut table, &mut warnings);
     table.validate()?;
 
     let local_cidrs: Vec<IpNet> = nodes.local.iter().map(|c| IpNet::V4(c.cidr)).collect();

@@ -1,17 +1,28 @@
 //! Services: the kube-proxy job, compiled into the `inet strait` table
 //! (after kube-proxy's nftables mode).
 //!
-//! - Dispatch is O(1) in the number of services: chain `services` looks up
-//!   `ip daddr . meta l4proto . th dport` in map `service-ips` (ClusterIPs,
-//!   externalIPs, load-balancer ingress IPs) and, for local destinations,
-//!   `meta l4proto . th dport` in `service-nodeports`. Base chains
-//!   `nat-prerouting` (forwarded traffic) and `nat-output` (node processes,
-//!   hostNetwork pods) jump to it.
-//! - Per service port: `svc-...` balances over the cluster endpoints with
-//!   `numgen random`, `svl-...` over this node's endpoints (traffic
-//!   policies Local), `ext-...` is the entry for external addresses and
-//!   NodePorts (masquerade mark for externalTrafficPolicy Cluster).
-//! - Per endpoint `sep-<ip>-<port>-<proto>`: hairpin mark, then DNAT.
+//! - Dispatch is O(1) in the number of services: chain `services` sets the
+//!   masquerade mark from sets of (address . proto . port) / (proto . port)
+//!   (`masq-*`: externalTrafficPolicy Cluster; `node-masq-*`: this node to
+//!   eTP Local), sends pods and this node to `service-dispatch`, checks
+//!   `external-local-ips` / `external-local-nodeports` (eTP Local from
+//!   outside: this node's endpoints, or drop) and then goes to
+//!   `service-dispatch`, which looks up `ip daddr . meta l4proto . th dport`
+//!   in map `service-ips` (ClusterIPs, externalIPs, load-balancer ingress
+//!   IPs) and, for local destinations, `meta l4proto . th dport` in
+//!   `service-nodeports`. Base chains `nat-prerouting` (forwarded traffic)
+//!   and `nat-output` (node processes, hostNetwork pods) jump to it.
+//! - Load balancing is grouped by endpoint count N, not per service (each
+//!   kernel set object costs about a millisecond to create, and a big map
+//!   referenced by many rules is re-validated per rule): one map
+//!   `eps-n<N>` (`key . numgen random mod N : endpoint . port`) and one
+//!   chain `lb-n<N>` (`dnat ip to key . numgen random mod N map
+//!   @eps-n<N>`) per distinct N, per view (`-local`: this node's endpoints)
+//!   and per key (`np-`: NodePorts, keyed by proto . port). So the number of
+//!   sets, maps, chains and rules does not grow with services; each big map
+//!   is referenced by one rule.
+//! - Hairpin: set `hairpin` (`endpoint . endpoint`) and a postrouting rule
+//!   `ip saddr . ip daddr @hairpin masquerade` (after DNAT).
 //! - Service addresses with no endpoints are rejected at once (maps
 //!   `no-endpoint-services` / `no-endpoint-nodeports`, filter base chains at
 //!   priority -10, chain `reject-chain`).
@@ -21,17 +32,18 @@
 //!
 //! Owns those maps and chains; nothing is emitted when the snapshot has no
 //! Service with a ClusterIP, so a cluster without Services keeps the egress
-//! table as it was. IPv4 only. sessionAffinity ClientIP: one dynamic set
-//! per (service chain, endpoint) with the affinity timeout; a known client
-//! goes straight to its endpoint, a new one is remembered on the way.
+//! table as it was. IPv4 only. sessionAffinity ClientIP keeps per-service
+//! chains: one dynamic set per (service chain, endpoint) with the affinity
+//! timeout; a known client goes straight to its endpoint chain (`sep-...`,
+//! a DNAT), a new one is remembered on the way.
 
 use crate::egress::{CLUSTER_SET, POSTROUTING_CHAIN};
 use crate::nft::{
-    Addrs, BaseChain, Chain, ChainType, CtState, FibAddr, Hook, IpFamily, Key, KeyExpr, KeyType,
-    L4Proto, Map, MapValue, Match, Policy, RejectWith, Rule, Set, SetKind, Statement, Table,
-    Verdict,
+    Addrs, BaseChain, Chain, ChainType, ConcatSet, CtState, FibAddr, Hook, IpFamily, Key, KeyExpr,
+    KeyType, L4Proto, Map, MapData, MapValue, Match, Policy, RejectWith, Rule, Set, SetKind,
+    Statement, Table, Verdict,
 };
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use strait_model::k8s::api::core::v1::Service;
 use strait_model::k8s::api::discovery::v1::EndpointSlice;
@@ -41,6 +53,14 @@ use strait_model::Snapshot;
 pub const MASQUERADE_MARK: u32 = 0x4000;
 pub const SERVICE_IPS_MAP: &str = "service-ips";
 pub const SERVICE_NODEPORTS_MAP: &str = "service-nodeports";
+pub const EXTERNAL_LOCAL_IPS_MAP: &str = "external-local-ips";
+pub const EXTERNAL_LOCAL_NODEPORTS_MAP: &str = "external-local-nodeports";
+pub const HAIRPIN_SET: &str = "hairpin";
+pub const MASQ_IPS_SET: &str = "masq-ips";
+pub const MASQ_NODEPORTS_SET: &str = "masq-nodeports";
+pub const NODE_MASQ_IPS_SET: &str = "node-masq-ips";
+pub const NODE_MASQ_NODEPORTS_SET: &str = "node-masq-nodeports";
+pub const SERVICE_DISPATCH_CHAIN: &str = "service-dispatch";
 pub const NO_ENDPOINT_SERVICES_MAP: &str = "no-endpoint-services";
 pub const NO_ENDPOINT_NODEPORTS_MAP: &str = "no-endpoint-nodeports";
 pub const SERVICES_CHAIN: &str = "services";
@@ -204,18 +224,6 @@ fn mark() -> Statement {
     Statement::MarkOr(MASQUERADE_MARK)
 }
 
-fn balance(endpoints: &[(Ipv4Addr, u16)], proto: L4Proto) -> Verdict {
-    let gotos: Vec<Verdict> = endpoints
-        .iter()
-        .map(|(ip, port)| Verdict::Goto(endpoint_chain_name(*ip, *port, proto)))
-        .collect();
-    if gotos.len() == 1 {
-        gotos.into_iter().next().expect("one")
-    } else {
-        Verdict::NumgenVmap { targets: gotos }
-    }
-}
-
 fn regular(name: String, rules: Vec<Rule>) -> Chain {
     Chain {
         name,
@@ -265,21 +273,95 @@ fn map(name: &str, key: &[KeyType], elements: Vec<(Vec<Key>, Verdict)>, comment:
         name: name.to_string(),
         key: key.to_vec(),
         value: MapValue::Verdict,
-        elements,
+        elements: elements
+            .into_iter()
+            .map(|(k, v)| (k, MapData::Verdict(v)))
+            .collect(),
         comment: Some(comment.to_string()),
+    }
+}
+
+/// Which endpoints a grouped map holds: every ready endpoint (cluster) or
+/// this node's (local), and whether it is keyed by address or, for
+/// NodePorts, by port only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Group {
+    nodeport: bool,
+    local: bool,
+    /// Endpoints per service port in this group (`numgen random mod n`).
+    n: u32,
+}
+
+impl Group {
+    /// `eps-n3`, `eps-local-n1`, `np-eps-n2`, `np-eps-local-n1`.
+    fn map_name(self) -> String {
+        format!("{}eps-{}n{}", self.prefix(), self.view(), self.n)
+    }
+
+    /// `lb-n3`, `lb-local-n1`, `np-lb-n2`, `np-lb-local-n1`.
+    fn chain_name(self) -> String {
+        format!("{}lb-{}n{}", self.prefix(), self.view(), self.n)
+    }
+
+    fn prefix(self) -> &'static str {
+        if self.nodeport {
+            "np-"
+        } else {
+            ""
+        }
+    }
+
+    fn view(self) -> &'static str {
+        if self.local {
+            "local-"
+        } else {
+            ""
+        }
+    }
+
+    /// The lookup key: the service key, then the random pick.
+    fn key_exprs(self) -> Vec<KeyExpr> {
+        let mut key = if self.nodeport {
+            PORT_KEY.to_vec()
+        } else {
+            ADDR_KEY.to_vec()
+        };
+        key.push(KeyExpr::Numgen(self.n));
+        key
     }
 }
 
 /// What [`add_to_table`] built, before it goes into the table.
 #[derive(Default)]
 struct Built {
+    /// Every source's view: ClusterIPs, and external addresses with every
+    /// endpoint (what pods and this node use for eTP Local too).
     service_ips: Vec<(Vec<Key>, Verdict)>,
     nodeports: Vec<(Vec<Key>, Verdict)>,
+    /// eTP Local, traffic from outside: this node's endpoints, or drop.
+    ext_local_ips: Vec<(Vec<Key>, Verdict)>,
+    ext_local_nodeports: Vec<(Vec<Key>, Verdict)>,
     no_ep_ips: Vec<(Vec<Key>, Verdict)>,
     no_ep_nodeports: Vec<(Vec<Key>, Verdict)>,
-    /// Per-service chains by name (sorted output).
+    /// Keys of `service_ips` / `nodeports` already claimed (first wins).
+    claimed_ips: HashSet<Vec<Key>>,
+    claimed_nodeports: HashSet<Vec<Key>>,
+    /// eTP Cluster external addresses and NodePorts: marked for masquerade.
+    masq_ips: Vec<Vec<Key>>,
+    masq_nodeports: Vec<Vec<Key>>,
+    /// eTP Local external addresses and NodePorts: marked when this node
+    /// is the client.
+    node_masq_ips: Vec<Vec<Key>>,
+    node_masq_nodeports: Vec<Vec<Key>>,
+    /// Endpoint addresses (an endpoint reaching itself is masqueraded).
+    hairpin: BTreeSet<Ipv4Addr>,
+    /// This node's pod CIDRs: only its own pods can hairpin here.
+    local_pods: Vec<ipnet::Ipv4Net>,
+    /// Grouped endpoint maps: key . index -> endpoint address . port.
+    groups: BTreeMap<Group, Vec<(Vec<Key>, MapData)>>,
+    /// Per-service chains (sessionAffinity ClientIP only) by name.
     chains: BTreeMap<String, Chain>,
-    /// Endpoint chains to create.
+    /// Endpoint chains to create (sessionAffinity ClientIP only).
     endpoints: BTreeSet<(Ipv4Addr, u16, L4Proto)>,
     /// Per-service chain name -> the identity that owns it.
     owners: HashMap<String, String>,
@@ -288,21 +370,60 @@ struct Built {
 }
 
 impl Built {
-    /// The rules of a chain that spreads over `eps`. With sessionAffinity
-    /// ClientIP (`affinity` = its timeout), a client seen before goes
-    /// straight to the endpoint it had (a dynamic set per endpoint holds
-    /// client addresses), and a new client's choice is remembered on the
-    /// way to the shared endpoint chain.
-    fn balanced(
+    /// Where traffic for `key` goes to reach one of `eps` (the `local`
+    /// view or the cluster one): with `affinity` (the per-service chain of
+    /// a sessionAffinity service), that chain; otherwise elements
+    /// `key . i : endpoint` in the group map of `eps.len()` endpoints, and
+    /// its chain. No endpoint: drop.
+    fn target(
+        &mut self,
+        key: &[Key],
+        eps: &[(Ipv4Addr, u16)],
+        local: bool,
+        affinity: Option<&str>,
+    ) -> Verdict {
+        if eps.is_empty() {
+            return Verdict::Drop;
+        }
+        // A pod reaching itself through a Service is DNATed on its own
+        // node, so only this node's pods need hairpin entries (a set of
+        // local pods, not of every endpoint in the cluster).
+        let local_pods = &self.local_pods;
+        self.hairpin.extend(
+            eps.iter()
+                .map(|(ip, _)| *ip)
+                .filter(|ip| local_pods.iter().any(|c| c.contains(ip))),
+        );
+        if let Some(chain) = affinity {
+            return Verdict::Goto(chain.to_string());
+        }
+        let group = Group {
+            nodeport: key.len() == PORT_KEY.len(),
+            local,
+            n: u32::try_from(eps.len()).unwrap_or(u32::MAX),
+        };
+        let elements = self.groups.entry(group).or_default();
+        for (i, (ip, port)) in (0u32..).zip(eps) {
+            let mut k = key.to_vec();
+            k.push(Key::Index(i));
+            elements.push((k, MapData::AddrPort(*ip, *port)));
+        }
+        Verdict::Goto(group.chain_name())
+    }
+
+    /// The rules of a sessionAffinity ClientIP chain over `eps` (`timeout`
+    /// seconds): a client seen before goes straight to the endpoint it had
+    /// (a dynamic set per endpoint holds client addresses), and a new
+    /// client's choice is remembered on the way to the endpoint chain.
+    fn affinity_rules(
         &mut self,
         chain: &str,
         eps: &[(Ipv4Addr, u16)],
         proto: L4Proto,
-        affinity: Option<u32>,
+        timeout: u32,
     ) -> Vec<Rule> {
-        let Some(timeout) = affinity else {
-            return vec![rule(vec![], vec![], balance(eps, proto), None)];
-        };
+        self.endpoints
+            .extend(eps.iter().map(|(ip, p)| (*ip, *p, proto)));
         let mut rules = Vec::new();
         let mut targets = Vec::new();
         for (i, (ip, port)) in eps.iter().enumerate() {
@@ -349,7 +470,6 @@ impl Built {
         rules.push(rule(vec![], vec![], pick, None));
         rules
     }
-
     /// [`service_chain_name`], unless another service port already owns
     /// that name (`a-b`/`c` and `a`/`b-c` read the same): then the name
     /// gets a hash of this identity. Services come sorted, so the choice is
@@ -389,6 +509,7 @@ fn v4(s: &str) -> Option<Ipv4Addr> {
 /// egress chains). Nothing when no Service has a ClusterIP.
 pub fn add_to_table(
     local_node: &str,
+    local_pods: &[ipnet::Ipv4Net],
     snap: &Snapshot,
     table: &mut Table,
     warnings: &mut Vec<String>,
@@ -409,7 +530,10 @@ pub fn add_to_table(
     services.sort_by(|a, b| {
         (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
     });
-    let mut built = Built::default();
+    let mut built = Built {
+        local_pods: local_pods.to_vec(),
+        ..Built::default()
+    };
     let mut any = false;
     for svc in services {
         let ns = svc.metadata.namespace.as_deref().unwrap_or("default");
@@ -512,97 +636,74 @@ fn add_service(
             }
             continue;
         }
-        let svc_chain = built.chain_name("svc", ns, name, &label, proto);
-        let svl_chain = built.chain_name("svl", ns, name, &label, proto);
-        let ext_chain = built.chain_name("ext", ns, name, &label, proto);
         let has_external = !external.is_empty() || node_port.is_some();
-        // svc: ClusterIP with internalTrafficPolicy Cluster, and every
-        // external entry (eTP Local sends pods and this node there too).
-        if !int_local || has_external {
-            built
-                .endpoints
-                .extend(cluster.iter().map(|(ip, p)| (*ip, *p, proto)));
-            let rules = built.balanced(&svc_chain, &cluster, proto, affinity);
-            built
-                .chains
-                .insert(svc_chain.clone(), regular(svc_chain.clone(), rules));
-        }
-        if !local.is_empty() && (int_local || (ext_local && has_external)) {
-            built
-                .endpoints
-                .extend(local.iter().map(|(ip, p)| (*ip, *p, proto)));
-            let rules = built.balanced(&svl_chain, &local, proto, affinity);
-            built
-                .chains
-                .insert(svl_chain.clone(), regular(svl_chain.clone(), rules));
-        }
+        // sessionAffinity ClientIP: per-service chains, svc over every
+        // endpoint, svl over this node's (traffic policies Local).
+        let (svc_chain, svl_chain) = match affinity {
+            None => (None, None),
+            Some(timeout) => {
+                let svc = built.chain_name("svc", ns, name, &label, proto);
+                let svl = built.chain_name("svl", ns, name, &label, proto);
+                if !int_local || has_external {
+                    let rules = built.affinity_rules(&svc, &cluster, proto, timeout);
+                    built
+                        .chains
+                        .insert(svc.clone(), regular(svc.clone(), rules));
+                }
+                if !local.is_empty() && (int_local || (ext_local && has_external)) {
+                    let rules = built.affinity_rules(&svl, &local, proto, timeout);
+                    built
+                        .chains
+                        .insert(svl.clone(), regular(svl.clone(), rules));
+                }
+                (Some(svc), Some(svl))
+            }
+        };
+        let (svc_chain, svl_chain) = (svc_chain.as_deref(), svl_chain.as_deref());
         // ClusterIP.
-        if !int_local {
-            built
-                .service_ips
-                .push((ip_key(cluster_ip), Verdict::Goto(svc_chain.clone())));
-        } else if !local.is_empty() {
-            built
-                .service_ips
-                .push((ip_key(cluster_ip), Verdict::Goto(svl_chain.clone())));
-        } else {
+        let key = ip_key(cluster_ip);
+        if int_local && local.is_empty() {
             // Endpoints exist, none here: drop, as kube-proxy does.
-            built.no_ep_ips.push((ip_key(cluster_ip), Verdict::Drop));
+            built.no_ep_ips.push((key, Verdict::Drop));
+        } else if built.claimed_ips.insert(key.clone()) {
+            let target = if int_local {
+                built.target(&key, &local, true, svl_chain)
+            } else {
+                built.target(&key, &cluster, false, svc_chain)
+            };
+            built.service_ips.push((key, target));
         }
-        if !has_external {
+        // External addresses: every endpoint for pods and this node (and
+        // everyone with eTP Cluster, marked); eTP Local from outside: this
+        // node's endpoints, unmarked.
+        for a in &external {
+            let key = ip_key(*a);
+            if !built.claimed_ips.insert(key.clone()) {
+                continue;
+            }
+            let target = built.target(&key, &cluster, false, svc_chain);
+            built.service_ips.push((key.clone(), target));
+            if ext_local {
+                let target = built.target(&key, &local, true, svl_chain);
+                built.ext_local_ips.push((key.clone(), target));
+                built.node_masq_ips.push(key);
+            } else {
+                built.masq_ips.push(key);
+            }
+        }
+        let Some(np) = node_port else { continue };
+        let key = vec![Key::Proto(proto), Key::Port(np)];
+        if !built.claimed_nodeports.insert(key.clone()) {
             continue;
         }
-        let ext_rules = if ext_local {
-            let mut rules = vec![
-                rule(
-                    vec![Match::SaddrIn {
-                        family: IpFamily::V4,
-                        addrs: Addrs::Set(CLUSTER_SET.to_string()),
-                        negate: false,
-                    }],
-                    vec![],
-                    Verdict::Goto(svc_chain.clone()),
-                    Some("pods reach external addresses through every endpoint"),
-                ),
-                rule(
-                    vec![Match::FibLocal(FibAddr::Saddr)],
-                    vec![mark()],
-                    Verdict::Goto(svc_chain.clone()),
-                    Some("this node reaches external addresses through every endpoint"),
-                ),
-            ];
-            rules.push(if local.is_empty() {
-                rule(
-                    vec![],
-                    vec![],
-                    Verdict::Drop,
-                    Some("externalTrafficPolicy Local: no local endpoints"),
-                )
-            } else {
-                rule(vec![], vec![], Verdict::Goto(svl_chain.clone()), None)
-            });
-            rules
+        let target = built.target(&key, &cluster, false, svc_chain);
+        built.nodeports.push((key.clone(), target));
+        if ext_local {
+            let target = built.target(&key, &local, true, svl_chain);
+            built.ext_local_nodeports.push((key.clone(), target));
+            built.node_masq_nodeports.push(key);
         } else {
-            vec![rule(
-                vec![],
-                vec![mark()],
-                Verdict::Goto(svc_chain.clone()),
-                None,
-            )]
-        };
-        built
-            .chains
-            .insert(ext_chain.clone(), regular(ext_chain.clone(), ext_rules));
-        for a in &external {
-            built
-                .service_ips
-                .push((ip_key(*a), Verdict::Goto(ext_chain.clone())));
-        }
-        if let Some(np) = node_port {
-            built.nodeports.push((
-                vec![Key::Proto(proto), Key::Port(np)],
-                Verdict::Goto(ext_chain.clone()),
-            ));
+            built.masq_nodeports.push(key);
         }
     }
     true
@@ -615,52 +716,171 @@ fn unique(mut elements: Vec<(Vec<Key>, Verdict)>) -> Vec<(Vec<Key>, Verdict)> {
     elements
 }
 
+fn concat_set(name: &str, key: &[KeyType], elements: Vec<Vec<Key>>, comment: &str) -> ConcatSet {
+    ConcatSet {
+        name: name.to_string(),
+        key: key.to_vec(),
+        elements,
+        comment: Some(comment.to_string()),
+    }
+}
+
+/// `<key> @set meta mark set meta mark | 0x4000`, after `matches`.
+fn mark_if(mut matches: Vec<Match>, key: &[KeyExpr], set: &str, comment: &str) -> Rule {
+    matches.push(Match::ConcatIn {
+        key: key.to_vec(),
+        set: set.to_string(),
+    });
+    rule(matches, vec![mark()], Verdict::Continue, Some(comment))
+}
+
 fn emit(built: Built, table: &mut Table) {
     let addr_type = [KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService];
     let port_type = [KeyType::InetProto, KeyType::InetService];
-    table.maps.push(map(
-        SERVICE_IPS_MAP,
-        &addr_type,
-        unique(built.service_ips),
-        "service addresses",
-    ));
-    table.maps.push(map(
-        SERVICE_NODEPORTS_MAP,
-        &port_type,
-        unique(built.nodeports),
-        "NodePorts",
-    ));
-    table.maps.push(map(
-        NO_ENDPOINT_SERVICES_MAP,
-        &addr_type,
-        unique(built.no_ep_ips),
-        "service addresses without endpoints",
-    ));
-    table.maps.push(map(
-        NO_ENDPOINT_NODEPORTS_MAP,
-        &port_type,
-        unique(built.no_ep_nodeports),
-        "NodePorts without endpoints",
-    ));
+    table.maps.extend([
+        map(
+            SERVICE_IPS_MAP,
+            &addr_type,
+            built.service_ips,
+            "service addresses",
+        ),
+        map(
+            SERVICE_NODEPORTS_MAP,
+            &port_type,
+            built.nodeports,
+            "NodePorts",
+        ),
+        map(
+            EXTERNAL_LOCAL_IPS_MAP,
+            &addr_type,
+            built.ext_local_ips,
+            "externalTrafficPolicy Local addresses, from outside",
+        ),
+        map(
+            EXTERNAL_LOCAL_NODEPORTS_MAP,
+            &port_type,
+            built.ext_local_nodeports,
+            "externalTrafficPolicy Local NodePorts, from outside",
+        ),
+        map(
+            NO_ENDPOINT_SERVICES_MAP,
+            &addr_type,
+            unique(built.no_ep_ips),
+            "service addresses without endpoints",
+        ),
+        map(
+            NO_ENDPOINT_NODEPORTS_MAP,
+            &port_type,
+            unique(built.no_ep_nodeports),
+            "NodePorts without endpoints",
+        ),
+    ]);
+    let mut group_chains = Vec::new();
+    for (group, elements) in built.groups {
+        let mut key: Vec<KeyType> = group.key_exprs().iter().map(|k| k.key_type()).collect();
+        key.truncate(key.len() - 1);
+        key.push(KeyType::Numgen(group.n));
+        let comment = format!(
+            "{}: {} {}endpoint{} each",
+            if group.nodeport {
+                "NodePorts"
+            } else {
+                "service addresses"
+            },
+            group.n,
+            if group.local { "local " } else { "" },
+            if group.n == 1 { "" } else { "s" }
+        );
+        table.maps.push(Map {
+            name: group.map_name(),
+            key,
+            value: MapValue::Ipv4AddrPort,
+            elements,
+            comment: Some(comment),
+        });
+        group_chains.push(regular(
+            group.chain_name(),
+            vec![rule(
+                vec![],
+                vec![],
+                Verdict::DnatMap {
+                    key: group.key_exprs(),
+                    map: group.map_name(),
+                },
+                None,
+            )],
+        ));
+    }
+    let v4 = KeyType::Ipv4Addr;
+    table.concat_sets.extend([
+        concat_set(
+            HAIRPIN_SET,
+            &[v4, v4],
+            built
+                .hairpin
+                .iter()
+                .map(|ip| vec![Key::Ipv4(*ip), Key::Ipv4(*ip)])
+                .collect(),
+            "endpoint . endpoint: an endpoint reaching itself through a service",
+        ),
+        concat_set(
+            MASQ_IPS_SET,
+            &addr_type,
+            built.masq_ips,
+            "externalTrafficPolicy Cluster addresses",
+        ),
+        concat_set(
+            MASQ_NODEPORTS_SET,
+            &port_type,
+            built.masq_nodeports,
+            "externalTrafficPolicy Cluster NodePorts",
+        ),
+        concat_set(
+            NODE_MASQ_IPS_SET,
+            &addr_type,
+            built.node_masq_ips,
+            "externalTrafficPolicy Local addresses",
+        ),
+        concat_set(
+            NODE_MASQ_NODEPORTS_SET,
+            &port_type,
+            built.node_masq_nodeports,
+            "externalTrafficPolicy Local NodePorts",
+        ),
+    ]);
 
-    // Marked traffic is masqueraded before any egress rule decides.
+    // Marked traffic, and an endpoint reaching itself through a service
+    // (postrouting sees the DNATed destination), are masqueraded before any
+    // egress rule decides.
     if let Some(post) = table
         .chains
         .iter_mut()
         .find(|c| c.name == POSTROUTING_CHAIN)
     {
-        post.rules.insert(
-            0,
-            Rule {
-                matches: vec![Match::Mark {
-                    mask: MASQUERADE_MARK,
-                    value: MASQUERADE_MARK,
-                }],
-                statements: vec![],
-                verdict: Verdict::Masquerade { fully_random: true },
-                counter: true,
-                comment: Some("service traffic marked for masquerade".to_string()),
-            },
+        post.rules.splice(
+            0..0,
+            [
+                Rule {
+                    matches: vec![Match::Mark {
+                        mask: MASQUERADE_MARK,
+                        value: MASQUERADE_MARK,
+                    }],
+                    statements: vec![],
+                    verdict: Verdict::Masquerade { fully_random: true },
+                    counter: true,
+                    comment: Some("service traffic marked for masquerade".to_string()),
+                },
+                Rule {
+                    matches: vec![Match::ConcatIn {
+                        key: vec![KeyExpr::Ipv4Saddr, KeyExpr::Ipv4Daddr],
+                        set: HAIRPIN_SET.to_string(),
+                    }],
+                    statements: vec![],
+                    verdict: Verdict::Masquerade { fully_random: true },
+                    counter: true,
+                    comment: Some("hairpin".to_string()),
+                },
+            ],
         );
     }
 
@@ -685,6 +905,20 @@ fn emit(built: Built, table: &mut Table) {
             Verdict::Jump(SERVICES_CHAIN.to_string()),
             None,
         )
+    };
+    let dispatch = |matches: Vec<Match>, comment: Option<&str>| {
+        rule(
+            matches,
+            vec![],
+            Verdict::Goto(SERVICE_DISPATCH_CHAIN.to_string()),
+            comment,
+        )
+    };
+    let this_node = || Match::FibLocal(FibAddr::Saddr);
+    let node_to_nodeport = || {
+        let mut m = vec![this_node()];
+        m.extend(nodeport_matches());
+        m
     };
     table.chains.extend([
         base(
@@ -724,6 +958,57 @@ fn emit(built: Built, table: &mut Table) {
         ),
         regular(
             SERVICES_CHAIN.to_string(),
+            vec![
+                mark_if(
+                    vec![],
+                    &ADDR_KEY,
+                    MASQ_IPS_SET,
+                    "externalTrafficPolicy Cluster",
+                ),
+                mark_if(
+                    nodeport_matches(),
+                    &PORT_KEY,
+                    MASQ_NODEPORTS_SET,
+                    "externalTrafficPolicy Cluster",
+                ),
+                mark_if(
+                    vec![this_node()],
+                    &ADDR_KEY,
+                    NODE_MASQ_IPS_SET,
+                    "this node to externalTrafficPolicy Local",
+                ),
+                mark_if(
+                    node_to_nodeport(),
+                    &PORT_KEY,
+                    NODE_MASQ_NODEPORTS_SET,
+                    "this node to externalTrafficPolicy Local",
+                ),
+                dispatch(
+                    vec![Match::SaddrIn {
+                        family: IpFamily::V4,
+                        addrs: Addrs::Set(CLUSTER_SET.to_string()),
+                        negate: false,
+                    }],
+                    Some("pods reach every endpoint"),
+                ),
+                dispatch(vec![this_node()], Some("this node reaches every endpoint")),
+                rule(
+                    vec![],
+                    vec![],
+                    vmap(&ADDR_KEY, EXTERNAL_LOCAL_IPS_MAP),
+                    None,
+                ),
+                rule(
+                    nodeport_matches(),
+                    vec![],
+                    vmap(&PORT_KEY, EXTERNAL_LOCAL_NODEPORTS_MAP),
+                    None,
+                ),
+                dispatch(vec![], None),
+            ],
+        ),
+        regular(
+            SERVICE_DISPATCH_CHAIN.to_string(),
             vec![
                 rule(vec![], vec![], vmap(&ADDR_KEY, SERVICE_IPS_MAP), None),
                 rule(
@@ -769,6 +1054,7 @@ fn emit(built: Built, table: &mut Table) {
             ],
         ),
     ]);
+    table.chains.extend(group_chains);
     table.sets.extend(built.sets);
     table.chains.extend(built.chains.into_values());
     table
@@ -776,27 +1062,15 @@ fn emit(built: Built, table: &mut Table) {
         .extend(built.endpoints.into_iter().map(|(ip, port, proto)| {
             regular(
                 endpoint_chain_name(ip, port, proto),
-                vec![
-                    rule(
-                        vec![Match::SaddrIn {
-                            family: IpFamily::V4,
-                            addrs: Addrs::Cidrs(vec![ipnet::IpNet::V4(ipnet::Ipv4Net::from(ip))]),
-                            negate: false,
-                        }],
-                        vec![mark()],
-                        Verdict::Continue,
-                        Some("hairpin"),
-                    ),
-                    rule(
-                        vec![Match::L4Proto(proto)],
-                        vec![],
-                        Verdict::Dnat {
-                            addr: ip,
-                            port: Some(port),
-                        },
-                        None,
-                    ),
-                ],
+                vec![rule(
+                    vec![Match::L4Proto(proto)],
+                    vec![],
+                    Verdict::Dnat {
+                        addr: ip,
+                        port: Some(port),
+                    },
+                    None,
+                )],
             )
         }));
 }

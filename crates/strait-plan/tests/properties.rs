@@ -174,7 +174,8 @@ fn many_valid_nodes_compile() {
     let mut reversed = nodes.clone();
     reversed.reverse();
     let plan = compile(&cfg, &local, &snap(nodes)).unwrap();
-    assert_eq!(plan.routes.len(), 199);
+    // 199 peers, plus the service CIDR route onto the bridge.
+    assert_eq!(plan.routes.len(), 200);
     assert_eq!(plan.fdb.len(), 199);
     assert_eq!(plan, compile(&cfg, &local, &snap(reversed)).unwrap());
 }

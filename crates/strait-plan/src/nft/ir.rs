@@ -6,7 +6,10 @@
 //! Verdict maps are typed too: a [`Map`] has a concatenated key type and
 //! typed elements, and a lookup ([`Verdict::VerdictMap`]) names the packet
 //! fields it concatenates, so an evaluator can compute the key and follow
-//! the element's verdict.
+//! the element's verdict. Maps may also map to an address . port
+//! ([`MapValue::Ipv4AddrPort`], read by [`Verdict::DnatMap`]), and their key
+//! may end in `numgen random mod N` ([`KeyType::Numgen`]); sets of
+//! concatenations ([`ConcatSet`]) are matched with [`Match::ConcatIn`].
 //!
 //! [`Table::validate`] checks what nft would reject (unknown sets, maps and
 //! chains, family mismatches, key types, `th dport` without `meta l4proto`,
@@ -80,6 +83,8 @@ pub struct Table {
     pub family: Family,
     pub name: String,
     pub sets: Vec<Set>,
+    /// Named sets of concatenations (rendered after the address sets).
+    pub concat_sets: Vec<ConcatSet>,
     /// Named maps (rendered after the sets).
     pub maps: Vec<Map>,
     pub chains: Vec<Chain>,
@@ -93,6 +98,8 @@ pub enum KeyType {
     InetProto,
     /// A port (`th dport`).
     InetService,
+    /// `numgen random mod N`: an integer below N (declared with `typeof`).
+    Numgen(u32),
 }
 
 impl KeyType {
@@ -102,6 +109,17 @@ impl KeyType {
             KeyType::Ipv4Addr => "ipv4_addr",
             KeyType::InetProto => "inet_proto",
             KeyType::InetService => "inet_service",
+            KeyType::Numgen(_) => "integer",
+        }
+    }
+
+    /// The expression nft's `typeof` declares this type with.
+    pub fn typeof_text(self) -> String {
+        match self {
+            KeyType::Ipv4Addr => "ip daddr".to_string(),
+            KeyType::InetProto => "meta l4proto".to_string(),
+            KeyType::InetService => "th dport".to_string(),
+            KeyType::Numgen(n) => format!("numgen random mod {n}"),
         }
     }
 }
@@ -112,16 +130,26 @@ pub enum Key {
     Ipv4(Ipv4Addr),
     Proto(L4Proto),
     Port(u16),
+    /// A value of `numgen random mod N` (below N).
+    Index(u32),
 }
 
 impl Key {
-    pub fn key_type(self) -> KeyType {
-        match self {
-            Key::Ipv4(_) => KeyType::Ipv4Addr,
-            Key::Proto(_) => KeyType::InetProto,
-            Key::Port(_) => KeyType::InetService,
+    /// Whether this component is a value of type `t`.
+    pub fn fits(self, t: KeyType) -> bool {
+        match (self, t) {
+            (Key::Ipv4(_), KeyType::Ipv4Addr)
+            | (Key::Proto(_), KeyType::InetProto)
+            | (Key::Port(_), KeyType::InetService) => true,
+            (Key::Index(i), KeyType::Numgen(n)) => i < n,
+            _ => false,
         }
     }
+}
+
+/// Whether `key` is an element of the concatenated type `types`.
+pub fn key_fits(key: &[Key], types: &[KeyType]) -> bool {
+    key.len() == types.len() && key.iter().zip(types).all(|(k, t)| k.fits(*t))
 }
 
 /// What a map's elements map to.
@@ -129,16 +157,37 @@ impl Key {
 pub enum MapValue {
     /// A verdict map (`vmap`).
     Verdict,
+    /// `ipv4_addr . inet_service`: a DNAT target (`dnat ip to ... map`).
+    Ipv4AddrPort,
 }
 
-/// A named map: `type ipv4_addr . inet_proto . inet_service : verdict`.
+/// What one map element maps to; must agree with the map's [`MapValue`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum MapData {
+    Verdict(Verdict),
+    AddrPort(Ipv4Addr, u16),
+}
+
+/// A named map: `type ipv4_addr . inet_proto . inet_service : verdict`
+/// (rendered with `typeof` when the key holds `numgen`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Map {
     pub name: String,
     pub key: Vec<KeyType>,
     pub value: MapValue,
     /// Keys are unique; the renderer sorts by key.
-    pub elements: Vec<(Vec<Key>, Verdict)>,
+    pub elements: Vec<(Vec<Key>, MapData)>,
+    pub comment: Option<String>,
+}
+
+/// A named set of concatenations, e.g. `type ipv4_addr . ipv4_addr`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConcatSet {
+    pub name: String,
+    /// At least two components (a single one is a plain [`Set`]); no numgen.
+    pub key: Vec<KeyType>,
+    /// The renderer sorts and deduplicates.
+    pub elements: Vec<Vec<Key>>,
     pub comment: Option<String>,
 }
 
@@ -147,18 +196,34 @@ pub struct Map {
 pub enum KeyExpr {
     /// `ip daddr`.
     Ipv4Daddr,
+    /// `ip saddr`.
+    Ipv4Saddr,
     /// `meta l4proto`.
     L4Proto,
     /// `th dport`.
     Dport,
+    /// `numgen random mod N`: uniformly random below N.
+    Numgen(u32),
 }
 
 impl KeyExpr {
     pub fn key_type(self) -> KeyType {
         match self {
-            KeyExpr::Ipv4Daddr => KeyType::Ipv4Addr,
+            KeyExpr::Ipv4Daddr | KeyExpr::Ipv4Saddr => KeyType::Ipv4Addr,
             KeyExpr::L4Proto => KeyType::InetProto,
             KeyExpr::Dport => KeyType::InetService,
+            KeyExpr::Numgen(n) => KeyType::Numgen(n),
+        }
+    }
+
+    /// As nft writes it.
+    pub fn text(self) -> String {
+        match self {
+            KeyExpr::Ipv4Daddr => "ip daddr".to_string(),
+            KeyExpr::Ipv4Saddr => "ip saddr".to_string(),
+            KeyExpr::L4Proto => "meta l4proto".to_string(),
+            KeyExpr::Dport => "th dport".to_string(),
+            KeyExpr::Numgen(n) => format!("numgen random mod {n}"),
         }
     }
 }
@@ -422,6 +487,12 @@ pub enum Match {
         mask: u32,
         value: u32,
     },
+    /// `ip daddr . meta l4proto . th dport @set`: the concatenation of
+    /// `key` is an element of [`ConcatSet`] `set`.
+    ConcatIn {
+        key: Vec<KeyExpr>,
+        set: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -450,6 +521,13 @@ pub enum Verdict {
         addr: Ipv4Addr,
         port: Option<u16>,
     },
+    /// `dnat ip to <key> map @map`: address and port come from looking up
+    /// the concatenation of `key` in a map of [`MapValue::Ipv4AddrPort`]
+    /// (nat prerouting/output only); no element: no NAT.
+    DnatMap {
+        key: Vec<KeyExpr>,
+        map: String,
+    },
     /// `reject`, only in filter chains (input, forward, output).
     Reject(RejectWith),
     /// Source NAT to the outgoing interface's address (postrouting NAT only).
@@ -474,6 +552,7 @@ impl Table {
             family,
             name: name.into(),
             sets: Vec::new(),
+            concat_sets: Vec::new(),
             maps: Vec::new(),
             chains: Vec::new(),
         }
@@ -509,6 +588,14 @@ impl Table {
             self.check_set(set)
                 .map_err(|m| fail(format!("{at}: {m}")))?;
         }
+        for set in &self.concat_sets {
+            let at = format!("set {}", set.name);
+            check_name(&set.name).map_err(|m| fail(format!("{at}: {m}")))?;
+            if !names.insert(set.name.as_str()) {
+                return Err(fail(format!("{at}: defined twice")));
+            }
+            check_concat_set(set).map_err(|m| fail(format!("{at}: {m}")))?;
+        }
         let mut chains: HashMap<&str, &Chain> = HashMap::with_capacity(self.chains.len());
         for chain in &self.chains {
             let at = format!("chain {}", chain.name);
@@ -519,6 +606,11 @@ impl Table {
         }
         let index = Index {
             sets: self.sets.iter().map(|s| (s.name.as_str(), s)).collect(),
+            concat_sets: self
+                .concat_sets
+                .iter()
+                .map(|s| (s.name.as_str(), s))
+                .collect(),
             maps: self.maps.iter().map(|m| (m.name.as_str(), m)).collect(),
             chains,
         };
@@ -632,6 +724,14 @@ impl Table {
                         return Err("ct state with no states".into());
                     }
                 }
+                Match::ConcatIn { key, set } => {
+                    let s = index
+                        .concat_sets
+                        .get(set.as_str())
+                        .ok_or_else(|| format!("set @{set} does not exist"))?;
+                    check_key(key, &s.key, ported_proto)
+                        .map_err(|m| format!("match against set @{set}: {m}"))?;
+                }
             }
         }
         for st in &rule.statements {
@@ -691,6 +791,7 @@ impl Table {
 /// The table's objects by name, for [`Table::validate`].
 struct Index<'a> {
     sets: HashMap<&'a str, &'a Set>,
+    concat_sets: HashMap<&'a str, &'a ConcatSet>,
     maps: HashMap<&'a str, &'a Map>,
     chains: HashMap<&'a str, &'a Chain>,
 }
@@ -718,17 +819,28 @@ fn check_verdict(
     }
     match verdict {
         Verdict::Jump(target) | Verdict::Goto(target) => check_target(index, chain, target)?,
-        Verdict::VerdictMap { key, map } => {
+        Verdict::VerdictMap { key, map } | Verdict::DnatMap { key, map } => {
             let m = index
                 .maps
                 .get(map.as_str())
                 .ok_or_else(|| format!("map @{map} does not exist"))?;
+            let want = if matches!(verdict, Verdict::VerdictMap { .. }) {
+                MapValue::Verdict
+            } else {
+                MapValue::Ipv4AddrPort
+            };
+            if m.value != want {
+                return Err(format!("map @{map} does not map to {want:?}"));
+            }
             let types: Vec<KeyType> = key.iter().map(|k| k.key_type()).collect();
             if types != m.key {
                 return Err(format!("lookup key does not match the type of map @{map}"));
             }
             if key.contains(&KeyExpr::Dport) && !key.contains(&KeyExpr::L4Proto) && !ported {
                 return Err("th dport in a key needs meta l4proto (in the key or earlier)".into());
+            }
+            if want == MapValue::Ipv4AddrPort && !key.contains(&KeyExpr::L4Proto) && !ported {
+                return Err("dnat to a port needs meta l4proto (in the key or earlier)".into());
             }
         }
         Verdict::NumgenVmap { targets } => {
@@ -767,7 +879,7 @@ fn check_verdict(
 fn hook_fits(verdict: &Verdict, base: &BaseChain) -> Result<(), String> {
     let nat = base.kind == ChainType::Nat;
     let (ok, what) = match verdict {
-        Verdict::Dnat { .. } => (
+        Verdict::Dnat { .. } | Verdict::DnatMap { .. } => (
             nat && matches!(base.hook, Hook::Prerouting | Hook::Output),
             "dnat outside a nat prerouting or output chain",
         ),
@@ -807,7 +919,9 @@ fn targets<'a>(index: &Index<'a>, verdict: &'a Verdict, out: &mut Vec<&'a str>) 
         Verdict::VerdictMap { map, .. } => {
             if let Some(m) = index.maps.get(map.as_str()) {
                 for (_, v) in &m.elements {
-                    targets(index, v, out);
+                    if let MapData::Verdict(v) = v {
+                        targets(index, v, out);
+                    }
                 }
             }
         }
@@ -851,19 +965,62 @@ fn check_map(index: &Index, map: &Map) -> Result<(), String> {
         base: None,
         rules: Vec::new(),
     };
-    for (key, verdict) in &map.elements {
-        let types: Vec<KeyType> = key.iter().map(|k| k.key_type()).collect();
-        if types != map.key {
+    if map.key.contains(&KeyType::Numgen(0)) {
+        return Err("numgen random mod 0 in the key".into());
+    }
+    for (key, data) in &map.elements {
+        if !key_fits(key, &map.key) {
             return Err(format!("element key {key:?} does not match the map's type"));
         }
         if !seen.insert(key) {
             return Err(format!("element key {key:?} appears twice"));
         }
-        match verdict {
-            Verdict::Accept | Verdict::Drop | Verdict::Return => {}
-            Verdict::Jump(t) | Verdict::Goto(t) => check_target(index, &nowhere, t)?,
-            other => return Err(format!("{other:?} cannot be a map element's verdict")),
+        match (map.value, data) {
+            (MapValue::Verdict, MapData::Verdict(verdict)) => match verdict {
+                Verdict::Accept | Verdict::Drop | Verdict::Return => {}
+                Verdict::Jump(t) | Verdict::Goto(t) => check_target(index, &nowhere, t)?,
+                other => return Err(format!("{other:?} cannot be a map element's verdict")),
+            },
+            (MapValue::Ipv4AddrPort, MapData::AddrPort(_, port)) => {
+                if *port == 0 {
+                    return Err(format!("element {key:?} maps to port 0"));
+                }
+            }
+            (value, data) => {
+                return Err(format!(
+                    "element {key:?}: {data:?} is not a value of type {value:?}"
+                ))
+            }
         }
+    }
+    Ok(())
+}
+
+fn check_concat_set(set: &ConcatSet) -> Result<(), String> {
+    if set.key.len() < 2 {
+        return Err("a concatenation needs at least two components".into());
+    }
+    if set.key.iter().any(|k| matches!(k, KeyType::Numgen(_))) {
+        return Err("numgen in a set's type".into());
+    }
+    check_comment(set.comment.as_deref())?;
+    for e in &set.elements {
+        if !key_fits(e, &set.key) {
+            return Err(format!("element {e:?} does not match the set's type"));
+        }
+    }
+    Ok(())
+}
+
+/// A lookup key against a set or map of type `types` (`ported`: an
+/// earlier match named a protocol with ports).
+fn check_key(key: &[KeyExpr], types: &[KeyType], ported: bool) -> Result<(), String> {
+    let have: Vec<KeyType> = key.iter().map(|k| k.key_type()).collect();
+    if have != types {
+        return Err("key does not match the type".into());
+    }
+    if key.contains(&KeyExpr::Dport) && !key.contains(&KeyExpr::L4Proto) && !ported {
+        return Err("th dport in a key needs meta l4proto (in the key or earlier)".into());
     }
     Ok(())
 }

@@ -39,6 +39,7 @@ fn table_with(sets: Vec<Set>, chains: Vec<Chain>) -> Table {
         family: Family::Inet,
         name: "t".into(),
         sets,
+        concat_sets: Vec::new(),
         maps: Vec::new(),
         chains,
     }
@@ -342,7 +343,10 @@ fn svc_map(elements: Vec<(Vec<Key>, Verdict)>) -> Map {
         name: "svc-ips".into(),
         key: vec![KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService],
         value: MapValue::Verdict,
-        elements,
+        elements: elements
+            .into_iter()
+            .map(|(k, v)| (k, MapData::Verdict(v)))
+            .collect(),
         comment: None,
     }
 }
@@ -499,4 +503,120 @@ fn hooks_are_checked_through_jumps_maps_and_numgen() {
     let mut r = rule(vec![Match::FibLocal(FibAddr::Daddr)], Verdict::Continue);
     r.statements = vec![Statement::MarkOr(0)];
     assert!(invalid(&one_rule(r)).contains("meta mark set with no bits"));
+}
+
+/// `nat_table` plus a grouped endpoint map `eps-n2` used by `sub`'s
+/// `dnat ip to ... map`, and a hairpin-style concatenation set.
+fn group_table(sub_rules: Vec<Rule>, elements: Vec<(Vec<Key>, MapData)>) -> Table {
+    let mut t = nat_table(sub_rules, vec![(addr_key(80), Verdict::Goto("sub".into()))]);
+    t.maps.push(Map {
+        name: "eps-n2".into(),
+        key: vec![
+            KeyType::Ipv4Addr,
+            KeyType::InetProto,
+            KeyType::InetService,
+            KeyType::Numgen(2),
+        ],
+        value: MapValue::Ipv4AddrPort,
+        elements,
+        comment: None,
+    });
+    t.concat_sets.push(ConcatSet {
+        name: "hairpin".into(),
+        key: vec![KeyType::Ipv4Addr, KeyType::Ipv4Addr],
+        elements: vec![vec![
+            Key::Ipv4("10.42.1.5".parse().unwrap()),
+            Key::Ipv4("10.42.1.5".parse().unwrap()),
+        ]],
+        comment: None,
+    });
+    t
+}
+
+fn group_key(i: u32) -> Vec<Key> {
+    let mut k = addr_key(80);
+    k.push(Key::Index(i));
+    k
+}
+
+fn group_key_exprs(n: u32) -> Vec<KeyExpr> {
+    let mut key = ADDR_KEY.to_vec();
+    key.push(KeyExpr::Numgen(n));
+    key
+}
+
+fn dnat_map(n: u32) -> Verdict {
+    Verdict::DnatMap {
+        key: group_key_exprs(n),
+        map: "eps-n2".into(),
+    }
+}
+
+#[test]
+fn grouped_maps_and_concat_sets() {
+    let ep = MapData::AddrPort("10.42.1.5".parse().unwrap(), 8080);
+    let good = || vec![(group_key(0), ep.clone()), (group_key(1), ep.clone())];
+    let t = group_table(vec![rule(vec![], dnat_map(2))], good());
+    t.validate().unwrap();
+    let text = crate::nft::render(&t);
+    assert!(text.contains(
+        "typeof ip daddr . meta l4proto . th dport . numgen random mod 2 : ip daddr . th dport"
+    ));
+    assert!(text.contains("10.43.0.1 . tcp . 80 . 1 : 10.42.1.5 . 8080"));
+    assert!(text.contains(
+        "dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 2 map @eps-n2"
+    ));
+    assert!(text.contains("type ipv4_addr . ipv4_addr"));
+    // The numgen index must be below N.
+    let t = group_table(vec![], vec![(group_key(2), ep.clone())]);
+    assert!(invalid(&t).contains("map eps-n2: element key"));
+    // Elements map to the map's value type.
+    let t = group_table(
+        vec![],
+        vec![(group_key(0), MapData::Verdict(Verdict::Drop))],
+    );
+    assert!(invalid(&t).contains("is not a value of type"));
+    // The lookup key must match (mod 3 against a mod 2 map).
+    let t = group_table(vec![rule(vec![], dnat_map(3))], good());
+    assert!(invalid(&t).contains("lookup key does not match"));
+    // A verdict-map lookup of an address map, and a dnat lookup of a
+    // verdict map, are refused.
+    let mut t = group_table(vec![], good());
+    t.chains[1].rules.push(rule(
+        vec![],
+        Verdict::VerdictMap {
+            key: group_key_exprs(2),
+            map: "eps-n2".into(),
+        },
+    ));
+    assert!(invalid(&t).contains("does not map to Verdict"));
+    // DNAT from a map is a NAT verdict: not reachable from a filter hook.
+    let mut t = group_table(vec![rule(vec![], dnat_map(2))], good());
+    t.chains[0].base = base(ChainType::Filter, Hook::Input);
+    assert!(invalid(&t).contains("dnat outside a nat prerouting or output chain"));
+    // Concatenation matches name an existing set of the same type.
+    let saddr_daddr = vec![KeyExpr::Ipv4Saddr, KeyExpr::Ipv4Daddr];
+    let m = |set: &str, key: Vec<KeyExpr>| Match::ConcatIn {
+        key,
+        set: set.into(),
+    };
+    let mut t = group_table(vec![], good());
+    t.chains[1].rules.push(rule(
+        vec![m("hairpin", saddr_daddr.clone())],
+        Verdict::Accept,
+    ));
+    t.validate().unwrap();
+    assert!(crate::nft::render(&t).contains("ip saddr . ip daddr @hairpin accept"));
+    t.chains[1].rules[0].matches = vec![m("hairpin", ADDR_KEY.to_vec())];
+    assert!(invalid(&t).contains("key does not match the type"));
+    t.chains[1].rules[0].matches = vec![m("nope", saddr_daddr)];
+    assert!(invalid(&t).contains("set @nope does not exist"));
+    // Concatenation sets hold elements of their type, and share the name
+    // space with sets and maps.
+    let mut t = group_table(vec![], good());
+    t.concat_sets[0].elements.push(addr_key(80));
+    assert!(invalid(&t).contains("set hairpin: element"));
+    let mut t = group_table(vec![], good());
+    t.concat_sets[0].name = "eps-n2".into();
+    assert!(invalid(&t).contains("defined twice"));
 }

@@ -8,8 +8,8 @@
 //! Owns nft syntax only; what the rules are is decided by the compilers.
 
 use super::ir::{
-    Addrs, BaseChain, Chain, FibAddr, Key, KeyExpr, Map, MapValue, Match, PortRange, RejectWith,
-    Rule, Set, Statement, Table, Verdict,
+    Addrs, BaseChain, Chain, ConcatSet, FibAddr, Key, KeyExpr, KeyType, Map, MapData, MapValue,
+    Match, PortRange, RejectWith, Rule, Set, Statement, Table, Verdict,
 };
 use std::fmt::Write;
 
@@ -24,6 +24,13 @@ pub fn render(table: &Table) -> String {
         }
         first = false;
         render_set(&mut out, set);
+    }
+    for set in &table.concat_sets {
+        if !first {
+            out.push('\n');
+        }
+        first = false;
+        render_concat_set(&mut out, set);
     }
     for map in &table.maps {
         if !first {
@@ -75,28 +82,59 @@ fn render_set(out: &mut String, set: &Set) {
     out.push_str("\t}\n");
 }
 
+fn render_concat_set(out: &mut String, set: &ConcatSet) {
+    let _ = writeln!(out, "\tset {} {{", set.name);
+    let key: Vec<&str> = set.key.iter().map(|k| k.as_str()).collect();
+    let _ = writeln!(out, "\t\ttype {}", key.join(" . "));
+    if let Some(c) = &set.comment {
+        let _ = writeln!(out, "\t\tcomment \"{}\"", quote_safe(c));
+    }
+    if !set.elements.is_empty() {
+        let mut elements: Vec<&Vec<Key>> = set.elements.iter().collect();
+        elements.sort();
+        elements.dedup();
+        out.push_str("\t\telements = {");
+        for (i, key) in elements.iter().enumerate() {
+            out.push_str(if i == 0 { " " } else { ",\n\t\t\t     " });
+            out.push_str(&key_text(key));
+        }
+        out.push_str(" }\n");
+    }
+    out.push_str("\t}\n");
+}
+
 fn render_map(out: &mut String, map: &Map) {
     let _ = writeln!(out, "\tmap {} {{", map.name);
-    let key: Vec<&str> = map.key.iter().map(|k| k.as_str()).collect();
-    let value = match map.value {
-        MapValue::Verdict => "verdict",
-    };
-    let _ = writeln!(out, "\t\ttype {} : {value}", key.join(" . "));
+    if map.key.iter().any(|k| matches!(k, KeyType::Numgen(_))) {
+        // `numgen` has no type name of its own: declare by expression.
+        let key: Vec<String> = map.key.iter().map(|k| k.typeof_text()).collect();
+        let value = match map.value {
+            MapValue::Verdict => "verdict",
+            MapValue::Ipv4AddrPort => "ip daddr . th dport",
+        };
+        let _ = writeln!(out, "\t\ttypeof {} : {value}", key.join(" . "));
+    } else {
+        let key: Vec<&str> = map.key.iter().map(|k| k.as_str()).collect();
+        let value = match map.value {
+            MapValue::Verdict => "verdict",
+            MapValue::Ipv4AddrPort => "ipv4_addr . inet_service",
+        };
+        let _ = writeln!(out, "\t\ttype {} : {value}", key.join(" . "));
+    }
     if let Some(c) = &map.comment {
         let _ = writeln!(out, "\t\tcomment \"{}\"", quote_safe(c));
     }
     if !map.elements.is_empty() {
-        let mut elements: Vec<&(Vec<Key>, Verdict)> = map.elements.iter().collect();
+        let mut elements: Vec<&(Vec<Key>, MapData)> = map.elements.iter().collect();
         elements.sort_by(|a, b| a.0.cmp(&b.0));
         out.push_str("\t\telements = {");
-        for (i, (key, verdict)) in elements.iter().enumerate() {
+        for (i, (key, data)) in elements.iter().enumerate() {
             out.push_str(if i == 0 { " " } else { ",\n\t\t\t     " });
-            let _ = write!(
-                out,
-                "{} : {}",
-                key_text(key),
-                verdict_text(verdict).unwrap_or_default()
-            );
+            let data = match data {
+                MapData::Verdict(v) => verdict_text(v).unwrap_or_default(),
+                MapData::AddrPort(a, p) => format!("{a} . {p}"),
+            };
+            let _ = write!(out, "{} : {data}", key_text(key));
         }
         out.push_str(" }\n");
     }
@@ -111,6 +149,7 @@ pub fn key_text(key: &[Key]) -> String {
             Key::Ipv4(a) => a.to_string(),
             Key::Proto(p) => p.as_str().to_string(),
             Key::Port(p) => p.to_string(),
+            Key::Index(i) => i.to_string(),
         })
         .collect();
     parts.join(" . ")
@@ -236,6 +275,7 @@ pub fn match_text(m: &Match) -> String {
         Match::FibLocal(FibAddr::Saddr) => "fib saddr type local".to_string(),
         Match::FibLocal(FibAddr::Daddr) => "fib daddr type local".to_string(),
         Match::Mark { mask, value } => format!("meta mark and {mask:#x} == {value:#x}"),
+        Match::ConcatIn { key, set } => format!("{} @{set}", key_list(key)),
     }
 }
 
@@ -254,17 +294,8 @@ fn verdict_text(v: &Verdict) -> Option<String> {
         Verdict::Return => "return".to_string(),
         Verdict::Jump(chain) => format!("jump {chain}"),
         Verdict::Goto(chain) => format!("goto {chain}"),
-        Verdict::VerdictMap { key, map } => {
-            let parts: Vec<&str> = key
-                .iter()
-                .map(|k| match k {
-                    KeyExpr::Ipv4Daddr => "ip daddr",
-                    KeyExpr::L4Proto => "meta l4proto",
-                    KeyExpr::Dport => "th dport",
-                })
-                .collect();
-            format!("{} vmap @{map}", parts.join(" . "))
-        }
+        Verdict::VerdictMap { key, map } => format!("{} vmap @{map}", key_list(key)),
+        Verdict::DnatMap { key, map } => format!("dnat ip to {} map @{map}", key_list(key)),
         Verdict::NumgenVmap { targets } => {
             let items: Vec<String> = targets
                 .iter()
@@ -292,6 +323,12 @@ fn verdict_text(v: &Verdict) -> Option<String> {
         } => "masquerade".to_string(),
         Verdict::Continue => return None,
     })
+}
+
+/// `ip daddr . meta l4proto . th dport`.
+fn key_list(key: &[KeyExpr]) -> String {
+    let parts: Vec<String> = key.iter().map(|k| k.text()).collect();
+    parts.join(" . ")
 }
 
 /// `"` cannot be escaped inside an nft string; [`Table::validate`] rejects

@@ -37,6 +37,7 @@ pub(crate) fn sample() -> Table {
                 timeout: None,
             },
         ],
+        concat_sets: Vec::new(),
         maps: Vec::new(),
         chains: vec![
             Chain {
@@ -268,14 +269,15 @@ pub(crate) fn service_sample() -> Table {
         family: Family::Inet,
         name: "strait_render_test".into(),
         sets: vec![],
+        concat_sets: vec![],
         maps: vec![
             Map {
                 name: "ips".into(),
                 key: vec![KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService],
                 value: MapValue::Verdict,
                 elements: vec![
-                    (key("10.43.0.2", 443), goto("svc")),
-                    (key("10.43.0.1", 80), goto("svc")),
+                    (key("10.43.0.2", 443), MapData::Verdict(goto("svc"))),
+                    (key("10.43.0.1", 80), MapData::Verdict(goto("svc"))),
                 ],
                 comment: Some("services".into()),
             },
@@ -285,7 +287,7 @@ pub(crate) fn service_sample() -> Table {
                 value: MapValue::Verdict,
                 elements: vec![(
                     vec![Key::Proto(L4Proto::Sctp), Key::Port(30000)],
-                    Verdict::Drop,
+                    MapData::Verdict(Verdict::Drop),
                 )],
                 comment: None,
             },

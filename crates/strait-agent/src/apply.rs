@@ -49,7 +49,10 @@ pub struct Report {
 pub struct Applier {
     nl: Netlink,
     node_file: PathBuf,
+    /// The stamp (hash) of the table the kernel holds.
     last_nft: Option<String>,
+    /// The table this agent last put into the kernel (for element diffs).
+    last_table: Option<strait_plan::nft::Table>,
 }
 
 impl Applier {
@@ -58,6 +61,7 @@ impl Applier {
             nl: Netlink::open().map_err(io("open a netlink socket"))?,
             node_file: node_file.to_path_buf(),
             last_nft: None,
+            last_table: None,
         })
     }
 
@@ -81,13 +85,31 @@ impl Applier {
             self.last_nft = kernel_stamp()?;
         }
         let changed = self.last_nft.as_deref() != Some(stamp.as_str());
-        if full || changed {
+        // Only elements changed (endpoints, Services coming and going): send
+        // those and a new stamp in one transaction. Anything else, and every
+        // full resync, rewrites the table.
+        let diff = match (&self.last_table, changed && !full) {
+            (Some(old), true) => strait_plan::nft::element_changes(old, &plan.nft),
+            _ => None,
+        };
+        if let Some(diff) = diff {
+            let table = strait_plan::NFT_TABLE;
+            nft::apply(&format!(
+                "{diff}flush chain inet {table} stamp\nadd rule inet {table} stamp return comment \"{stamp}\"\n"
+            ))?;
+            r.changes.push(format!(
+                "nft table inet {table}: {} element updates",
+                diff.lines().count()
+            ));
+            self.last_nft = Some(stamp);
+        } else if full || changed {
             nft::apply(&text)?;
             if changed {
                 r.changes.push("nft table inet strait rewritten".into());
             }
             self.last_nft = Some(stamp);
         }
+        self.last_table = Some(plan.nft.clone());
         let node_json = serde_json::to_string(&plan.node_file).unwrap_or_default();
         if crate::node_file::write_if_changed(&self.node_file, &node_json)
             .map_err(io(format!("write {}", self.node_file.display())))?
@@ -353,6 +375,7 @@ impl Applier {
             Err(e) => failed.push(format!("remove {}: {e}", self.node_file.display())),
         }
         self.last_nft = None;
+        self.last_table = None;
         if failed.is_empty() {
             Ok(done)
         } else {

@@ -421,3 +421,35 @@ endpoints: [{{addresses: [{ep}]}}]
         Verdict::Goto("sep-10.42.1.1-80-tcp".into())
     );
 }
+
+#[test]
+fn an_endpoint_change_is_an_element_diff() {
+    let plain = WEB.replace("  sessionAffinity: ClientIP\n", "");
+    let (before, _) = table_for(&plain);
+    let (after, _) = table_for(&plain.replace("10.42.2.5", "10.42.2.6"));
+    let diff = crate::nft::element_changes(&before, &after).expect("only elements changed");
+    assert!(
+        diff.contains("delete element inet strait eps-n1 { 10.43.0.10 . tcp . 80 . 0 }"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains(
+            "add element inet strait eps-n1 { 10.43.0.10 . tcp . 80 . 0 : 10.42.2.6 . 8080 }"
+        ),
+        "{diff}"
+    );
+    assert!(
+        diff.lines()
+            .all(|l| l.starts_with("delete element ") || l.starts_with("add element ")),
+        "{diff}"
+    );
+    // Nothing changed: an empty diff.
+    assert_eq!(
+        crate::nft::element_changes(&before, &before).as_deref(),
+        Some("")
+    );
+    // Affinity services own chains: a change there is not an element diff.
+    let (a1, _) = table_for(WEB);
+    let (a2, _) = table_for(&WEB.replace("10.42.2.5", "10.42.2.6"));
+    assert!(crate::nft::element_changes(&a1, &a2).is_none());
+}

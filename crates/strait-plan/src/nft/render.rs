@@ -130,15 +130,19 @@ fn render_map(out: &mut String, map: &Map) {
         out.push_str("\t\telements = {");
         for (i, (key, data)) in elements.iter().enumerate() {
             out.push_str(if i == 0 { " " } else { ",\n\t\t\t     " });
-            let data = match data {
-                MapData::Verdict(v) => verdict_text(v).unwrap_or_default(),
-                MapData::AddrPort(a, p) => format!("{a} . {p}"),
-            };
-            let _ = write!(out, "{} : {data}", key_text(key));
+            let _ = write!(out, "{} : {}", key_text(key), data_text(data));
         }
         out.push_str(" }\n");
     }
     out.push_str("\t}\n");
+}
+
+/// What a map element maps to, as nft writes it.
+pub fn data_text(data: &MapData) -> String {
+    match data {
+        MapData::Verdict(v) => verdict_text(v).unwrap_or_default(),
+        MapData::AddrPort(a, p) => format!("{a} . {p}"),
+    }
 }
 
 /// `10.43.0.10 . tcp . 80`.

@@ -226,3 +226,45 @@ fn host_gw_backend_end_to_end() {
     cleanup(&t, 0);
     cleanup(&t, 1);
 }
+
+/// When only endpoints change, the agent sends element updates instead of
+/// rewriting the table, and the kernel holds the new endpoint afterwards.
+#[test]
+fn endpoint_changes_are_element_updates() {
+    let t = setup("vxlan");
+    let svc = |ep2: &str| {
+        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: d}}\nspec:\n  clusterIP: 10.43.0.10\n  ports: [{{port: 80, targetPort: 8080}}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: web-1, namespace: d, labels: {{kubernetes.io/service-name: web}}}}\naddressType: IPv4\nendpoints: [{{addresses: [10.42.2.5]}}, {{addresses: [{ep2}]}}]\nports: [{{port: 8080}}]\n")
+    };
+    let manifests = t.dir.path().join("manifests");
+    std::fs::write(manifests.join("web.yaml"), svc("10.42.2.6")).unwrap();
+    let opts = options(t.dir.path(), "node-1");
+    let changes = t.nodes[0]
+        .run(move || -> Result<Vec<String>, String> {
+            let cfg = load_config(&opts.config)?;
+            let mut applier = Applier::new(&opts.node_file).map_err(|e| e.to_string())?;
+            let mut nl = strait_kernel::Netlink::open().map_err(|e| e.to_string())?;
+            sync_once(&cfg, &opts, &mut applier, &mut nl, true, None)?;
+            std::fs::write(opts.manifests.join("web.yaml"), svc("10.42.2.7"))
+                .map_err(|e| e.to_string())?;
+            Ok(sync_once(&cfg, &opts, &mut applier, &mut nl, false, None)?.changes)
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        changes,
+        vec!["nft table inet strait: 2 element updates".to_owned()],
+        "{changes:?}"
+    );
+    let map = t.nodes[0]
+        .exec_ok(&["nft", "list", "map", "inet", "strait", "eps-n2"])
+        .unwrap();
+    assert!(
+        map.contains("10.42.2.7 . 8080") && !map.contains("10.42.2.6"),
+        "{map}"
+    );
+    // The stamp moved with it: a fresh agent would find nothing to do.
+    let stamp = t.nodes[0]
+        .exec_ok(&["nft", "list", "chain", "inet", "strait", "stamp"])
+        .unwrap();
+    assert!(stamp.contains("comment \"strait:"), "{stamp}");
+}

@@ -83,3 +83,17 @@ pub fn element_changes(old: &Table, new: &Table) -> Option<String> {
     }
     Some(out)
 }
+
+/// Deletes first: a changed map element is deleted and added again.
+fn emit(out: &mut String, table: &str, name: &str, delete: &[String], add: &[String]) {
+    if !delete.is_empty() {
+        let _ = writeln!(
+            out,
+            "delete element {table} {name} {{ {} }}",
+            delete.join(", ")
+        );
+    }
+    if !add.is_empty() {
+        let _ = writeln!(out, "add element {table} {name} {{ {} }}", add.join(", "));
+    }
+}

@@ -52,34 +52,14 @@ pub fn element_changes(old: &Table, new: &Table) -> Option<String> {
                 add.push(format!("{} : {}", key_text(k), data_text(v)));
             }
         }
-        if !delete.is_empty() {
-            let _ = writeln!(
-                out,
-                "delete element {id} {} {{ {} }}",
-                nm.name,
-                delete.join(", ")
-            );
-        }
-        if !add.is_empty() {
-            let _ = writeln!(out, "add element {id} {} {{ {} }}", nm.name, add.join(", "));
-        }
+        emit(&mut out, &id, &nm.name, &delete, &add);
     }
     for (os, ns) in old.concat_sets.iter().zip(&new.concat_sets) {
         let before: BTreeSet<&Vec<Key>> = os.elements.iter().collect();
         let after: BTreeSet<&Vec<Key>> = ns.elements.iter().collect();
         let delete: Vec<String> = before.difference(&after).map(|k| key_text(k)).collect();
         let add: Vec<String> = after.difference(&before).map(|k| key_text(k)).collect();
-        if !delete.is_empty() {
-            let _ = writeln!(
-                out,
-                "delete element {id} {} {{ {} }}",
-                ns.name,
-                delete.join(", ")
-            );
-        }
-        if !add.is_empty() {
-            let _ = writeln!(out, "add element {id} {} {{ {} }}", ns.name, add.join(", "));
-        }
+        emit(&mut out, &id, &ns.name, &delete, &add);
     }
     Some(out)
 }

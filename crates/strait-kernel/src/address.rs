@@ -41,27 +41,11 @@ pub fn add(nl: &mut Netlink, index: u32, ifname: &str, addr: IpNet) -> Result<()
 
 /// Addresses on one interface (both families).
 pub fn list(nl: &mut Netlink, index: u32) -> Result<Vec<IpNet>, NetlinkError> {
-    let answers = nl.dump(
-        RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-        || "list addresses".into(),
-    )?;
-    let mut out = Vec::new();
-    for m in answers {
-        let RouteNetlinkMessage::NewAddress(m) = m else {
-            continue;
-        };
-        if m.header.index != index {
-            continue;
-        }
-        for a in &m.attributes {
-            if let AddressAttribute::Address(ip) = a {
-                if let Ok(net) = IpNet::new(*ip, m.header.prefix_len) {
-                    out.push(net);
-                }
-            }
-        }
-    }
-    Ok(out)
+    Ok(all(nl)?
+        .into_iter()
+        .filter(|(i, _)| *i == index)
+        .map(|(_, a)| a)
+        .collect())
 }
 
 /// Every address in the namespace with its interface index.

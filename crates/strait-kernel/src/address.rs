@@ -15,16 +15,22 @@ fn family(addr: IpAddr) -> AddressFamily {
     }
 }
 
-/// Adds an address. IPv6 addresses skip duplicate address detection: the
-/// allocator already guarantees uniqueness, and DAD would leave the address
-/// unusable for a second or more after ADD returns. Already present is fine.
-pub fn add(nl: &mut Netlink, index: u32, ifname: &str, addr: IpNet) -> Result<(), NetlinkError> {
+/// The request naming `addr` on interface `index`.
+fn message(index: u32, addr: IpNet) -> AddressMessage {
     let mut msg = AddressMessage::default();
     msg.header.family = family(addr.addr());
     msg.header.prefix_len = addr.prefix_len();
     msg.header.index = index;
     msg.attributes.push(AddressAttribute::Local(addr.addr()));
     msg.attributes.push(AddressAttribute::Address(addr.addr()));
+    msg
+}
+
+/// Adds an address. IPv6 addresses skip duplicate address detection: the
+/// allocator already guarantees uniqueness, and DAD would leave the address
+/// unusable for a second or more after ADD returns. Already present is fine.
+pub fn add(nl: &mut Netlink, index: u32, ifname: &str, addr: IpNet) -> Result<(), NetlinkError> {
+    let mut msg = message(index, addr);
     if addr.addr().is_ipv6() {
         msg.attributes
             .push(AddressAttribute::Flags(AddressFlags::Nodad));
@@ -72,12 +78,7 @@ pub fn all(nl: &mut Netlink) -> Result<Vec<(u32, IpNet)>, NetlinkError> {
 
 /// Removes an address; one already gone is not an error.
 pub fn delete(nl: &mut Netlink, index: u32, ifname: &str, addr: IpNet) -> Result<(), NetlinkError> {
-    let mut msg = AddressMessage::default();
-    msg.header.family = family(addr.addr());
-    msg.header.prefix_len = addr.prefix_len();
-    msg.header.index = index;
-    msg.attributes.push(AddressAttribute::Local(addr.addr()));
-    msg.attributes.push(AddressAttribute::Address(addr.addr()));
+    let msg = message(index, addr);
     match nl.execute(RouteNetlinkMessage::DelAddress(msg), 0, || {
         format!("delete address {addr} from {ifname}")
     }) {

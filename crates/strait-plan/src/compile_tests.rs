@@ -30,7 +30,7 @@ fn cfg(extra: &str) -> AgentConfig {
     .unwrap()
 }
 
-fn local() -> LocalNode {
+pub(crate) fn local() -> LocalNode {
     LocalNode {
         name: "a".into(),
         underlay_ip: Ipv4Addr::new(10, 0, 0, 1),

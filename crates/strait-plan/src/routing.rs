@@ -129,16 +129,7 @@ pub fn vxlan(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn local() -> LocalNode {
-        LocalNode {
-            name: "a".into(),
-            underlay_ip: Ipv4Addr::new(10, 0, 0, 1),
-            underlay_prefix: 24,
-            underlay_dev: "eth0".into(),
-            underlay_mtu: 1500,
-        }
-    }
+    use crate::tests::local;
 
     fn peer(name: &str, ip: [u8; 4], cidrs: &[&str]) -> Peer {
         Peer {

@@ -105,7 +105,13 @@ fn chain_names() {
 }
 
 fn table_for(manifests: &str) -> (Table, Vec<String>) {
-    let snap = Snapshot::from_objects(parse_manifests(manifests, "test").unwrap());
+    table_from(&Snapshot::from_objects(
+        parse_manifests(manifests, "test").unwrap(),
+    ))
+}
+
+/// The egress and service rules of node-1 (pods 10.42.1.0/24), validated.
+fn table_from(snap: &Snapshot) -> (Table, Vec<String>) {
     let cfg = strait_model::AgentConfig::from_yaml(
         "clusterCIDR: 10.42.0.0/16\nserviceCIDR: 10.43.0.0/16\n",
     )
@@ -116,7 +122,7 @@ fn table_for(manifests: &str) -> (Table, Vec<String>) {
     add_to_table(
         "node-1",
         &["10.42.1.0/24".parse().unwrap()],
-        &snap,
+        snap,
         &mut t,
         &mut warnings,
     );
@@ -305,22 +311,7 @@ fn big_snapshot(services: usize, endpoints: usize) -> Snapshot {
 }
 
 fn big_table(services: usize, endpoints: usize) -> Table {
-    let snap = big_snapshot(services, endpoints);
-    let mut t = Table::new(Family::Inet, "strait");
-    let mut warnings = Vec::new();
-    let cfg = strait_model::AgentConfig::from_yaml(
-        "clusterCIDR: 10.42.0.0/16\nserviceCIDR: 10.43.0.0/16\n",
-    )
-    .unwrap();
-    crate::egress::add_to_table(&cfg, "10.42.0.0/16".parse().unwrap(), &mut t, &mut warnings);
-    add_to_table(
-        "node-1",
-        &["10.42.1.0/24".parse().unwrap()],
-        &snap,
-        &mut t,
-        &mut warnings,
-    );
-    t.validate().unwrap();
+    let (t, warnings) = table_from(&big_snapshot(services, endpoints));
     assert!(warnings.is_empty());
     t
 }

@@ -676,37 +676,75 @@ fn add_service(
         // External addresses: every endpoint for pods and this node (and
         // everyone with eTP Cluster, marked); eTP Local from outside: this
         // node's endpoints, unmarked.
+        let views = Views {
+            cluster: &cluster,
+            local: &local,
+            ext_local,
+            svc_chain,
+            svl_chain,
+        };
         for a in &external {
-            let key = ip_key(*a);
-            if !built.claimed_ips.insert(key.clone()) {
-                continue;
-            }
-            let target = built.target(&key, &cluster, false, svc_chain);
-            built.service_ips.push((key.clone(), target));
-            if ext_local {
-                let target = built.target(&key, &local, true, svl_chain);
-                built.ext_local_ips.push((key.clone(), target));
-                built.node_masq_ips.push(key);
-            } else {
-                built.masq_ips.push(key);
-            }
+            built.add_external(ip_key(*a), false, &views);
         }
-        let Some(np) = node_port else { continue };
-        let key = vec![Key::Proto(proto), Key::Port(np)];
-        if !built.claimed_nodeports.insert(key.clone()) {
-            continue;
-        }
-        let target = built.target(&key, &cluster, false, svc_chain);
-        built.nodeports.push((key.clone(), target));
-        if ext_local {
-            let target = built.target(&key, &local, true, svl_chain);
-            built.ext_local_nodeports.push((key.clone(), target));
-            built.node_masq_nodeports.push(key);
-        } else {
-            built.masq_nodeports.push(key);
+        if let Some(np) = node_port {
+            built.add_external(vec![Key::Proto(proto), Key::Port(np)], true, &views);
         }
     }
     true
+}
+
+/// The endpoint views of one service port, for its external entries.
+struct Views<'a> {
+    cluster: &'a [(Ipv4Addr, u16)],
+    local: &'a [(Ipv4Addr, u16)],
+    ext_local: bool,
+    svc_chain: Option<&'a str>,
+    svl_chain: Option<&'a str>,
+}
+
+impl Built {
+    /// An external entry (an externalIP or LB address, or a NodePort when
+    /// `nodeport`): every endpoint for pods and this node (and everyone
+    /// with eTP Cluster, marked); with eTP Local, traffic from outside gets
+    /// this node's endpoints, unmarked. The first Service to claim a key
+    /// keeps it.
+    fn add_external(&mut self, key: Vec<Key>, nodeport: bool, v: &Views) {
+        let claimed = if nodeport {
+            &mut self.claimed_nodeports
+        } else {
+            &mut self.claimed_ips
+        };
+        if !claimed.insert(key.clone()) {
+            return;
+        }
+        let all = self.target(&key, v.cluster, false, v.svc_chain);
+        let local = v
+            .ext_local
+            .then(|| self.target(&key, v.local, true, v.svl_chain));
+        let (all_list, local_list, node_masq, masq) = if nodeport {
+            (
+                &mut self.nodeports,
+                &mut self.ext_local_nodeports,
+                &mut self.node_masq_nodeports,
+                &mut self.masq_nodeports,
+            )
+        } else {
+            (
+                &mut self.service_ips,
+                &mut self.ext_local_ips,
+                &mut self.node_masq_ips,
+                &mut self.masq_ips,
+            )
+        };
+        all_list.push((key.clone(), all));
+        match local {
+            Some(target) => {
+                local_list.push((key.clone(), target));
+                node_masq.push(key);
+            }
+            None => masq.push(key),
+        }
+    }
 }
 
 /// First wins for a key listed twice (two services claiming one address).

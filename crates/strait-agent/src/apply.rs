@@ -79,37 +79,42 @@ impl Applier {
         if let Some(vx) = &vxlan {
             self.sync_entries(plan, vx, &mut r)?;
         }
-        let (text, stamp) = stamped(&strait_plan::nft::render(&plan.nft));
-        if self.last_nft.is_none() {
-            // A fresh agent: what does the kernel hold already?
-            self.last_nft = kernel_stamp()?;
-        }
-        let changed = self.last_nft.as_deref() != Some(stamp.as_str());
-        // Only elements changed (endpoints, Services coming and going): send
-        // those and a new stamp in one transaction. Anything else, and every
-        // full resync, rewrites the table.
-        let diff = match (&self.last_table, changed && !full) {
-            (Some(old), true) => strait_plan::nft::element_changes(old, &plan.nft),
-            _ => None,
-        };
-        if let Some(diff) = diff {
-            let table = strait_plan::NFT_TABLE;
-            nft::apply(&format!(
-                "{diff}flush chain inet {table} stamp\nadd rule inet {table} stamp return comment \"{stamp}\"\n"
-            ))?;
-            r.changes.push(format!(
-                "nft table inet {table}: {} element updates",
-                diff.lines().count()
-            ));
-            self.last_nft = Some(stamp);
-        } else if full || changed {
-            nft::apply(&text)?;
-            if changed {
-                r.changes.push("nft table inet strait rewritten".into());
+        // The table this agent installed last, unchanged: nothing to render
+        // or send until the next full resync.
+        let unchanged = !full && self.last_table.as_ref() == Some(&plan.nft);
+        if !unchanged {
+            let (text, stamp) = stamped(&strait_plan::nft::render(&plan.nft));
+            if self.last_nft.is_none() {
+                // A fresh agent: what does the kernel hold already?
+                self.last_nft = kernel_stamp()?;
             }
-            self.last_nft = Some(stamp);
+            let changed = self.last_nft.as_deref() != Some(stamp.as_str());
+            // Only elements changed (endpoints, Services coming and going): send
+            // those and a new stamp in one transaction. Anything else, and every
+            // full resync, rewrites the table.
+            let diff = match (&self.last_table, changed && !full) {
+                (Some(old), true) => strait_plan::nft::element_changes(old, &plan.nft),
+                _ => None,
+            };
+            if let Some(diff) = diff {
+                let table = strait_plan::NFT_TABLE;
+                nft::apply(&format!(
+                    "{diff}flush chain inet {table} stamp\nadd rule inet {table} stamp return comment \"{stamp}\"\n"
+                ))?;
+                r.changes.push(format!(
+                    "nft table inet {table}: {} element updates",
+                    diff.lines().count()
+                ));
+                self.last_nft = Some(stamp);
+            } else if full || changed {
+                nft::apply(&text)?;
+                if changed {
+                    r.changes.push("nft table inet strait rewritten".into());
+                }
+                self.last_nft = Some(stamp);
+            }
+            self.last_table = Some(plan.nft.clone());
         }
-        self.last_table = Some(plan.nft.clone());
         let node_json = serde_json::to_string(&plan.node_file).unwrap_or_default();
         if crate::node_file::write_if_changed(&self.node_file, &node_json)
             .map_err(io(format!("write {}", self.node_file.display())))?

@@ -65,7 +65,17 @@ pub struct Synced {
     pub udp_endpoints: crate::stale_flows::UdpEndpoints,
 }
 
-/// One sync: load, compile, apply.
+/// What the periodic syncs reuse between source changes: the snapshot, and
+/// the Plan compiled from it for one local node. A one-second sync then
+/// only diffs the kernel against the kept Plan; it neither re-reads the
+/// source nor recompiles (nor logs the same warnings again).
+#[derive(Default)]
+pub struct Cache {
+    snap: Option<strait_model::Snapshot>,
+    plan: Option<(strait_plan::LocalNode, strait_plan::Plan)>,
+}
+
+/// One sync from scratch: load, compile, apply.
 pub fn sync_once(
     cfg: &AgentConfig,
     opts: &Options,
@@ -74,7 +84,51 @@ pub fn sync_once(
     full: bool,
     metrics: Option<&Metrics>,
 ) -> Result<Synced, String> {
-    let snap = ManifestStore::load(&opts.manifests).map_err(|e| e.to_string())?;
+    sync_cached(cfg, opts, &mut Cache::default(), applier, nl, full, metrics)
+}
+
+/// One sync, reusing what `cache` holds.
+pub fn sync_cached(
+    cfg: &AgentConfig,
+    opts: &Options,
+    cache: &mut Cache,
+    applier: &mut Applier,
+    nl: &mut strait_kernel::Netlink,
+    full: bool,
+    metrics: Option<&Metrics>,
+) -> Result<Synced, String> {
+    let snap = match cache.snap.take() {
+        Some(s) => s,
+        None => {
+            cache.plan = None;
+            ManifestStore::load(&opts.manifests).map_err(|e| e.to_string())?
+        }
+    };
+    let result = sync_snapshot(
+        cfg,
+        opts,
+        &snap,
+        &mut cache.plan,
+        applier,
+        nl,
+        full,
+        metrics,
+    );
+    cache.snap = Some(snap);
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sync_snapshot(
+    cfg: &AgentConfig,
+    opts: &Options,
+    snap: &strait_model::Snapshot,
+    compiled: &mut Option<(strait_plan::LocalNode, strait_plan::Plan)>,
+    applier: &mut Applier,
+    nl: &mut strait_kernel::Netlink,
+    full: bool,
+    metrics: Option<&Metrics>,
+) -> Result<Synced, String> {
     let me = snap
         .nodes
         .iter()
@@ -91,11 +145,17 @@ pub fn sync_once(
         None => return Err(format!("node {} has no InternalIP address", opts.node_name)),
     };
     let local = crate::discover::local_node(nl, &opts.node_name, ip)?;
-    let plan = strait_plan::compile(cfg, &local, &snap).map_err(|e| e.to_string())?;
-    for w in &plan.warnings {
-        log(format!("warning: {w}"));
+    if compiled.as_ref().is_none_or(|(l, _)| *l != local) {
+        let plan = strait_plan::compile(cfg, &local, snap).map_err(|e| e.to_string())?;
+        for w in &plan.warnings {
+            log(format!("warning: {w}"));
+        }
+        *compiled = Some((local, plan));
     }
-    let report = applier.apply(&plan, full).map_err(|e| e.to_string())?;
+    let Some((_, plan)) = compiled.as_ref() else {
+        return Err("no plan compiled".into());
+    };
+    let report = applier.apply(plan, full).map_err(|e| e.to_string())?;
     if let Some(m) = metrics {
         m.set_owned("route", report.routes);
         m.set_owned("fdb", report.fdb);
@@ -104,8 +164,8 @@ pub fn sync_once(
     }
     Ok(Synced {
         changes: report.changes,
-        health_checks: crate::health_check::wanted(&snap, &opts.node_name),
-        udp_endpoints: crate::stale_flows::udp_endpoints(&snap),
+        health_checks: crate::health_check::wanted(snap, &opts.node_name),
+        udp_endpoints: crate::stale_flows::udp_endpoints(snap),
     })
 }
 
@@ -146,6 +206,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         }
     };
     let mut event = false;
+    let mut cache = Cache::default();
     let mut health_checks = crate::health_check::HealthChecks::default();
     let mut udp_before: Option<crate::stale_flows::UdpEndpoints> = None;
     let mut last_print = fingerprint(&opts.manifests);
@@ -184,7 +245,18 @@ pub fn run(opts: Options) -> Result<(), String> {
         if changed || due || config_changed {
             let full = last_full.is_none_or(|t| now.duration_since(t) >= opts.resync);
             let started = Instant::now();
-            match sync_once(&cfg, &opts, &mut applier, &mut nl, full, Some(&metrics)) {
+            if changed || config_changed || full {
+                cache = Cache::default();
+            }
+            match sync_cached(
+                &cfg,
+                &opts,
+                &mut cache,
+                &mut applier,
+                &mut nl,
+                full,
+                Some(&metrics),
+            ) {
                 Ok(synced) => {
                     let changes = synced.changes;
                     for problem in health_checks.update(synced.health_checks) {

@@ -32,6 +32,9 @@ pub enum ApplyError {
     Conflict(String),
 }
 
+/// The chain holding the table's stamp (see [`stamped`]).
+const STAMP_CHAIN: &str = "stamp";
+
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ApplyError {
     let what = what.into();
     move |source| ApplyError::Io { what, source }
@@ -83,7 +86,7 @@ impl Applier {
         // or send until the next full resync.
         let unchanged = !full && self.last_table.as_ref() == Some(&plan.nft);
         if !unchanged {
-            let (text, stamp) = stamped(&strait_plan::nft::render(&plan.nft));
+            let (text, stamp) = stamped(&plan.nft);
             if self.last_nft.is_none() {
                 // A fresh agent: what does the kernel hold already?
                 self.last_nft = kernel_stamp()?;
@@ -99,7 +102,7 @@ impl Applier {
             if let Some(diff) = diff {
                 let table = strait_plan::NFT_TABLE;
                 nft::apply(&format!(
-                    "{diff}flush chain inet {table} stamp\nadd rule inet {table} stamp return comment \"{stamp}\"\n"
+                    "{diff}flush chain inet {table} {STAMP_CHAIN}\nadd rule inet {table} {STAMP_CHAIN} return comment \"{stamp}\"\n"
                 ))?;
                 r.changes.push(format!(
                     "nft table inet {table}: {} element updates",
@@ -389,30 +392,36 @@ impl Applier {
     }
 }
 
-/// The table's text with a rule comment naming a hash of that text, so an agent
-/// that starts later can tell whether the kernel already holds exactly this
-/// ruleset. (std's hasher may change between Rust releases: that costs one
-/// extra rewrite after an upgrade, nothing more.)
-fn stamped(text: &str) -> (String, String) {
+/// The table's text, with a chain `stamp` whose one rule's comment names a
+/// hash of the table, so an agent that starts later can tell whether the
+/// kernel already holds exactly this ruleset. A rule in a chain nothing
+/// jumps to, because nft 1.0.6 neither lists table comments nor updates
+/// chain comments. (std's hasher may change between Rust releases: that
+/// costs one extra rewrite after an upgrade, nothing more.)
+fn stamped(table: &strait_plan::nft::Table) -> (String, String) {
     use std::hash::{Hash, Hasher};
+    use strait_plan::nft::{Chain, Rule, Verdict};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut h);
+    serde_json::to_string(table)
+        .unwrap_or_default()
+        .hash(&mut h);
     let stamp = format!("strait:{:016x}", h.finish());
-    let header = format!("table inet {} {{", strait_plan::NFT_TABLE);
-    let out = match text.find(&header) {
-        Some(at) => {
-            let end = at + header.len();
-            // A rule in a chain nothing jumps to: table and chain comments
-            // are not listed back or not updated by nft 1.0.6; rules are.
-            format!(
-                "{}\n\tchain stamp {{\n\t\treturn comment \"{stamp}\"\n\t}}{}",
-                &text[..end],
-                &text[end..]
-            )
-        }
-        None => text.to_owned(),
-    };
-    (out, stamp)
+    let mut with_stamp = table.clone();
+    with_stamp.chains.insert(
+        0,
+        Chain {
+            name: STAMP_CHAIN.into(),
+            base: None,
+            rules: vec![Rule {
+                matches: vec![],
+                statements: vec![],
+                verdict: Verdict::Return,
+                counter: false,
+                comment: Some(stamp.clone()),
+            }],
+        },
+    );
+    (strait_plan::nft::render(&with_stamp), stamp)
 }
 
 fn kernel_stamp() -> Result<Option<String>, ApplyError> {

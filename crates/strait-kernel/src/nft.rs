@@ -17,6 +17,12 @@ pub fn apply(script: &str) -> Result<(), NftError> {
     run(&["-f", "-"], Some(script)).map(|_| ())
 }
 
+/// Checks a script with `nft -c -f -`: parsed and validated by the kernel,
+/// then aborted, so nothing is ever changed.
+pub fn check(script: &str) -> Result<(), NftError> {
+    run(&["-c", "-f", "-"], Some(script)).map(|_| ())
+}
+
 /// The table as `nft list table` prints it, or None if it does not exist.
 pub fn list_table(family: &str, name: &str) -> Result<Option<String>, NftError> {
     match run(&["list", "table", family, name], None) {

@@ -129,43 +129,26 @@ fn header_split() {
 /// skipped with a message otherwise.
 #[test]
 fn golden_rulesets_pass_nft_check_mode() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
+    use strait_kernel::nft::{check, NftError};
     for input in cases() {
         let Ok(mut plan) = compile_case(&input) else {
             continue;
         };
         plan.nft.name = "strait_golden_check".to_string();
         let script = strait_plan::nft::render(&plan.nft);
-        let child = Command::new("nft")
-            .args(["-c", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn();
-        let mut child = match child {
-            Ok(c) => c,
-            Err(e) => {
+        match check(&script) {
+            Ok(()) => {}
+            Err(NftError::Spawn(e)) => {
                 eprintln!("skipping the nft check: cannot run nft: {e}");
                 return;
             }
-        };
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() && stderr.contains("Operation not permitted") {
-            eprintln!("skipping the nft check: {stderr}");
-            return;
+            Err(NftError::Rejected(m)) if m.contains("Operation not permitted") => {
+                eprintln!("skipping the nft check: {m}");
+                return;
+            }
+            Err(NftError::Rejected(m)) => {
+                panic!("nft -c rejected {}:\n{m}\n{script}", input.display())
+            }
         }
-        assert!(
-            out.status.success(),
-            "nft -c rejected {}:\n{stderr}\n{script}",
-            input.display()
-        );
     }
 }

@@ -509,28 +509,13 @@ enum NftCheck {
 }
 
 fn nft_check(script: &str) -> Result<(), NftCheck> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("nft")
-        .args(["-c", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| NftCheck::Skipped(format!("cannot run nft: {e}")))?;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    if out.status.success() {
-        return Ok(());
+    use strait_kernel::nft::{check, NftError};
+    match check(script) {
+        Ok(()) => Ok(()),
+        Err(NftError::Spawn(e)) => Err(NftCheck::Skipped(format!("cannot run nft: {e}"))),
+        Err(NftError::Rejected(m)) if m.contains("Operation not permitted") => {
+            Err(NftCheck::Skipped(m))
+        }
+        Err(NftError::Rejected(m)) => Err(NftCheck::Rejected(m)),
     }
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    if stderr.contains("Operation not permitted") {
-        return Err(NftCheck::Skipped(stderr));
-    }
-    Err(NftCheck::Rejected(stderr))
 }

@@ -29,6 +29,8 @@ pub(super) struct Built {
     pub(super) hairpin: BTreeSet<Ipv4Addr>,
     /// This node's pod CIDRs: only its own pods can hairpin here.
     pub(super) local_pods: Vec<ipnet::Ipv4Net>,
+    /// The service CIDR (off-cluster masquerade, reject of unused addresses).
+    pub(super) service_cidr: Option<ipnet::Ipv4Net>,
     /// Grouped endpoint maps: key . index -> endpoint address . port.
     pub(super) groups: BTreeMap<Group, Vec<(Vec<Key>, MapData)>>,
     /// Per-service chains (sessionAffinity ClientIP only) by name.

@@ -4,6 +4,7 @@
 use super::*;
 
 pub(super) fn emit(built: Built, table: &mut Table) {
+    let service_cidr = built.service_cidr;
     let addr_type = [KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService];
     let port_type = [KeyType::InetProto, KeyType::InetService];
     table.maps.extend([
@@ -204,11 +205,15 @@ pub(super) fn emit(built: Built, table: &mut Table) {
             PRIORITY_DSTNAT,
             vec![to_services()],
         ),
+        // After DNAT (so only what no Service port took is left) and
+        // before routing: a packet routed back out the bridge it came from
+        // gets an ICMP redirect first, which spends the peer's ICMP rate
+        // token and silences the port-unreachable that follows.
         base(
-            "filter-input",
+            "filter-prerouting",
             ChainType::Filter,
-            Hook::Input,
-            PRIORITY_SERVICE_FILTER,
+            Hook::Prerouting,
+            PRIORITY_POST_DNAT,
             vec![check()],
         ),
         base(
@@ -216,7 +221,7 @@ pub(super) fn emit(built: Built, table: &mut Table) {
             ChainType::Filter,
             Hook::Forward,
             PRIORITY_SERVICE_FILTER,
-            vec![invalid, check()],
+            vec![invalid],
         ),
         base(
             "filter-output",
@@ -261,6 +266,19 @@ pub(super) fn emit(built: Built, table: &mut Table) {
                     Some("pods reach every endpoint"),
                 ),
                 dispatch(vec![this_node()], Some("this node reaches every endpoint")),
+            ]
+            .into_iter()
+            .chain(service_cidr.map(|cidr| {
+                // The endpoint's reply must come back through this node
+                // to be un-DNATed (kube-proxy marks the same traffic).
+                rule(
+                    vec![to_cidr(cidr)],
+                    vec![mark()],
+                    Verdict::Continue,
+                    Some("from outside the cluster to a ClusterIP"),
+                )
+            }))
+            .chain([
                 rule(
                     vec![],
                     vec![],
@@ -274,7 +292,8 @@ pub(super) fn emit(built: Built, table: &mut Table) {
                     None,
                 ),
                 dispatch(vec![], None),
-            ],
+            ])
+            .collect(),
         ),
         regular(
             SERVICE_DISPATCH_CHAIN.to_string(),
@@ -303,7 +322,19 @@ pub(super) fn emit(built: Built, table: &mut Table) {
                     vmap(&PORT_KEY, NO_ENDPOINT_NODEPORTS_MAP),
                     None,
                 ),
-            ],
+            ]
+            .into_iter()
+            .chain(service_cidr.map(|cidr| {
+                // Runs after DNAT: a Service port's traffic has left the
+                // service CIDR by now; what is still in it has no Service.
+                rule(
+                    vec![to_cidr(cidr)],
+                    vec![],
+                    Verdict::Goto(REJECT_CHAIN.to_string()),
+                    Some("service CIDR address or port no Service has"),
+                )
+            }))
+            .collect(),
         ),
         regular(
             REJECT_CHAIN.to_string(),
@@ -342,4 +373,12 @@ pub(super) fn emit(built: Built, table: &mut Table) {
                 )],
             )
         }));
+}
+
+fn to_cidr(cidr: ipnet::Ipv4Net) -> Match {
+    Match::DaddrIn {
+        family: IpFamily::V4,
+        addrs: Addrs::Cidrs(vec![ipnet::IpNet::V4(cidr)]),
+        negate: false,
+    }
 }

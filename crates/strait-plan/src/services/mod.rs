@@ -24,8 +24,12 @@
 //! - Hairpin: set `hairpin` (`endpoint . endpoint`) and a postrouting rule
 //!   `ip saddr . ip daddr @hairpin masquerade` (after DNAT).
 //! - Service addresses with no endpoints are rejected at once (maps
-//!   `no-endpoint-services` / `no-endpoint-nodeports`, filter base chains at
-//!   priority -10, chain `reject-chain`).
+//!   `no-endpoint-services` / `no-endpoint-nodeports`, chain
+//!   `endpoints-check` from filter base chains after DNAT: prerouting at
+//!   priority -90, output at -10; chain `reject-chain`), and so is what is
+//!   still addressed into the service CIDR after DNAT (no Service has that
+//!   address or port). Traffic from outside the cluster to the service CIDR
+//!   is marked for masquerade, so the endpoint answers through this node.
 //! - Marked traffic (bit [`MASQUERADE_MARK`]) is masqueraded by the first
 //!   rule of the egress postrouting chain; INVALID forwarded packets are
 //!   dropped (they would leave un-NATed).
@@ -70,6 +74,8 @@ pub const REJECT_CHAIN: &str = "reject-chain";
 pub const PRIORITY_DSTNAT: i32 = -100;
 /// Before the egress `forward` chain (priority 0).
 pub const PRIORITY_SERVICE_FILTER: i32 = -10;
+/// Just after DNAT in prerouting (the no-endpoint and service CIDR checks).
+pub const PRIORITY_POST_DNAT: i32 = PRIORITY_DSTNAT + 10;
 /// Longest per-service chain name before it is shortened with a hash.
 pub const MAX_CHAIN_NAME: usize = 64;
 /// The EndpointSlice label naming its Service.
@@ -101,8 +107,12 @@ fn v4(s: &str) -> Option<Ipv4Addr> {
 }
 
 /// Adds the service maps and chains to `table` (which already holds the
-/// egress chains). Nothing when no Service has a ClusterIP.
+/// egress chains). Nothing when no Service has a ClusterIP. `service_cidr`
+/// (the config's, when IPv4): traffic from outside the cluster to it is
+/// masqueraded, and new connections to an address in it that no Service
+/// port took (after DNAT) are rejected.
 pub fn add_to_table(
+    service_cidr: Option<ipnet::Ipv4Net>,
     local_node: &str,
     local_pods: &[ipnet::Ipv4Net],
     snap: &Snapshot,
@@ -127,6 +137,7 @@ pub fn add_to_table(
     });
     let mut built = Built {
         local_pods: local_pods.to_vec(),
+        service_cidr,
         ..Built::default()
     };
     let mut any = false;

@@ -509,3 +509,34 @@ fn an_endpoint_change_is_an_element_diff() {
     let (a2, _) = table_for(&WEB.replace("10.42.2.5", "10.42.2.6"));
     assert!(crate::nft::element_changes(&a1, &a2).is_none());
 }
+
+/// A Service whose endpoint count moves it to a group no other Service is
+/// in: the new group's map and chain are added and the emptied group's are
+/// removed in the same incremental transaction, no rewrite.
+#[test]
+fn moving_to_a_new_group_is_incremental() {
+    let plain = WEB.replace("  sessionAffinity: ClientIP\n", "");
+    let (before, _) = table_for(&plain);
+    assert!(before.map("eps-n1").is_some() && before.map("eps-n2").is_none());
+    let two = plain.replace(
+        "  - {addresses: [10.42.2.5], nodeName: node-2}\n",
+        "  - {addresses: [10.42.2.5], nodeName: node-2}\n  - {addresses: [10.42.2.6], nodeName: node-2}\n",
+    );
+    assert_ne!(
+        two, plain,
+        "fixture changed: the test no longer adds an endpoint"
+    );
+    let (after, _) = table_for(&two);
+    assert!(after.map("eps-n2").is_some() && after.map("eps-n1").is_none());
+    assert!(crate::nft::element_changes(&before, &after).is_none());
+    let text = crate::nft::incremental::changes(&before, &after).expect("incremental");
+    for needle in [
+        "map eps-n2 {",
+        "chain lb-n2 {",
+        "goto lb-n2",
+        "delete chain inet strait lb-n1",
+        "delete map inet strait eps-n1",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing in\n{text}");
+    }
+}

@@ -122,7 +122,18 @@ pub fn compile(cfg: &AgentConfig, local: &LocalNode, snap: &Snapshot) -> Result<
     let mut table = nft::Table::new(nft::Family::Inet, NFT_TABLE);
     egress::add_to_table(cfg, cluster, &mut table, &mut warnings);
     let local_pods: Vec<ipnet::Ipv4Net> = nodes.local.iter().map(|c| c.cidr).collect();
-    services::add_to_table(&local.name, &local_pods, snap, &mut table, &mut warnings);
+    let service_cidr = match cfg.service_cidr {
+        IpNet::V4(v4) => Some(v4),
+        IpNet::V6(_) => None,
+    };
+    services::add_to_table(
+        service_cidr,
+        &local.name,
+        &local_pods,
+        snap,
+        &mut table,
+        &mut warnings,
+    );
     table.validate()?;
 
     let local_cidrs: Vec<IpNet> = nodes.local.iter().map(|c| IpNet::V4(c.cidr)).collect();

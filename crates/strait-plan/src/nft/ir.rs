@@ -885,8 +885,11 @@ fn hook_fits(verdict: &Verdict, base: &BaseChain) -> Result<(), String> {
         ),
         Verdict::Reject(_) => (
             base.kind == ChainType::Filter
-                && matches!(base.hook, Hook::Input | Hook::Forward | Hook::Output),
-            "reject outside a filter input, forward or output chain",
+                && matches!(
+                    base.hook,
+                    Hook::Prerouting | Hook::Input | Hook::Forward | Hook::Output
+                ),
+            "reject outside a filter prerouting, input, forward or output chain",
         ),
         Verdict::Masquerade { .. } => (
             nat && base.hook == Hook::Postrouting,

@@ -458,7 +458,7 @@ fn hooks_are_checked_through_jumps_maps_and_numgen() {
     );
     assert_eq!(
         invalid(&t),
-        "nft table inet t: base chain pre: chain sub, rule 1 (reached from here): reject outside a filter input, forward or output chain"
+        "nft table inet t: base chain pre: chain sub, rule 1 (reached from here): reject outside a filter prerouting, input, forward or output chain"
     );
     // DNAT reached from a filter chain through numgen.
     let mut t = one_rule(rule(

@@ -756,6 +756,7 @@ fn unique(mut elements: Vec<(Vec<Key>, Verdict)>) -> Vec<(Vec<Key>, Verdict)> {
 
 fn concat_set(name: &str, key: &[KeyType], elements: Vec<Vec<Key>>, comment: &str) -> ConcatSet {
     ConcatSet {
+        interval: false,
         name: name.to_string(),
         key: key.to_vec(),
         elements,

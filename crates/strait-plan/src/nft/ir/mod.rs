@@ -25,6 +25,8 @@ use std::net::Ipv4Addr;
 /// Longest comment nft accepts (NFT_USERDATA_MAXLEN allows 256 bytes; nft
 /// itself limits comments to 128 characters).
 pub const MAX_COMMENT_LEN: usize = 128;
+/// Longest log prefix nft accepts (NF_LOG_PREFIXLEN is 128 with the NUL).
+pub const MAX_LOG_PREFIX_LEN: usize = 127;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -87,6 +89,17 @@ pub struct Table {
     /// Named maps (rendered after the sets).
     pub maps: Vec<Map>,
     pub chains: Vec<Chain>,
+    /// Named counter objects (`counter NAME { }`), rendered first; rules
+    /// add to them with [`Statement::NamedCounter`].
+    pub counters: Vec<CounterObj>,
+}
+
+/// A named counter object; its value survives rule changes but not a
+/// rewrite of the table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CounterObj {
+    pub name: String,
+    pub comment: Option<String>,
 }
 
 /// One component of a map key (a concatenation of these).
@@ -131,15 +144,32 @@ pub enum Key {
     Port(u16),
     /// A value of `numgen random mod N` (below N).
     Index(u32),
+    /// An inclusive address range (only in interval sets).
+    Ipv4Range(Ipv4Addr, Ipv4Addr),
+    /// An inclusive range of protocol numbers (only in interval sets).
+    ProtoRange(u8, u8),
+    /// An inclusive port range (only in interval sets).
+    PortRange(u16, u16),
 }
 
 impl Key {
-    /// Whether this component is a value of type `t`.
+    /// Whether this component is a range (allowed in interval sets only).
+    pub fn is_range(self) -> bool {
+        matches!(
+            self,
+            Key::Ipv4Range(..) | Key::ProtoRange(..) | Key::PortRange(..)
+        )
+    }
+
+    /// Whether this component is a value of type `t` (a range: not reversed).
     pub fn fits(self, t: KeyType) -> bool {
         match (self, t) {
             (Key::Ipv4(_), KeyType::Ipv4Addr)
             | (Key::Proto(_), KeyType::InetProto)
             | (Key::Port(_), KeyType::InetService) => true,
+            (Key::Ipv4Range(a, b), KeyType::Ipv4Addr) => a <= b,
+            (Key::ProtoRange(a, b), KeyType::InetProto) => a <= b,
+            (Key::PortRange(a, b), KeyType::InetService) => a <= b,
             (Key::Index(i), KeyType::Numgen(n)) => i < n,
             _ => false,
         }
@@ -188,6 +218,9 @@ pub struct ConcatSet {
     /// The renderer sorts and deduplicates.
     pub elements: Vec<Vec<Key>>,
     pub comment: Option<String>,
+    /// `flags interval`: elements may hold ranges ([`Key::Ipv4Range`],
+    /// ...); they must not overlap (the kernel's pipapo set refuses it).
+    pub interval: bool,
 }
 
 /// A packet field a map lookup reads; concatenated in order to form the key.
@@ -242,6 +275,18 @@ pub enum Statement {
     /// `update @set { ip saddr }`: remember the source address in a dynamic
     /// set (renewing its timeout).
     UpdateSaddr(String),
+    /// `counter name "NAME"`: adds the packet to a [`CounterObj`].
+    NamedCounter(String),
+    /// `limit rate N/second burst B packets log group G prefix "..."`:
+    /// sends at most `per_second` packets a second (after a burst) to
+    /// nfnetlink_log group `group`. Over the limit the rule stops here, so
+    /// it must be the last statement of a rule without a verdict.
+    LimitLog {
+        per_second: u32,
+        burst: u32,
+        group: u16,
+        prefix: String,
+    },
 }
 
 /// How `reject` answers.

@@ -19,6 +19,7 @@ impl Table {
             name: name.into(),
             sets: Vec::new(),
             concat_sets: Vec::new(),
+            counters: Vec::new(),
             maps: Vec::new(),
             chains: Vec::new(),
         }
@@ -70,6 +71,19 @@ impl Table {
                 return Err(fail(format!("{at}: defined twice")));
             }
         }
+        for counter in &self.counters {
+            let at = format!("counter {}", counter.name);
+            check_name(&counter.name).map_err(|m| fail(format!("{at}: {m}")))?;
+            check_comment(counter.comment.as_deref()).map_err(|m| fail(format!("{at}: {m}")))?;
+        }
+        let mut counter_names = HashSet::new();
+        if let Some(c) = self
+            .counters
+            .iter()
+            .find(|c| !counter_names.insert(c.name.as_str()))
+        {
+            return Err(fail(format!("counter {}: defined twice", c.name)));
+        }
         let index = Index {
             sets: self.sets.iter().map(|s| (s.name.as_str(), s)).collect(),
             concat_sets: self
@@ -78,6 +92,7 @@ impl Table {
                 .map(|s| (s.name.as_str(), s))
                 .collect(),
             maps: self.maps.iter().map(|m| (m.name.as_str(), m)).collect(),
+            counters: self.counters.iter().map(|c| c.name.as_str()).collect(),
             chains,
         };
         for map in &self.maps {
@@ -144,7 +159,11 @@ impl Table {
 
     fn check_rule(&self, index: &Index, chain: &Chain, rule: &Rule) -> Result<(), String> {
         check_comment(rule.comment.as_deref())?;
-        if rule.matches.is_empty() && !rule.counter && rule.verdict == Verdict::Continue {
+        if rule.matches.is_empty()
+            && rule.statements.is_empty()
+            && !rule.counter
+            && rule.verdict == Verdict::Continue
+        {
             return Err("does nothing (no match, counter or verdict)".to_string());
         }
         let mut ported_proto = false;
@@ -200,11 +219,41 @@ impl Table {
                 }
             }
         }
+        if let Some(i) = rule
+            .statements
+            .iter()
+            .position(|s| matches!(s, Statement::LimitLog { .. }))
+        {
+            if i + 1 != rule.statements.len() || rule.verdict != Verdict::Continue {
+                return Err(
+                    "a rate-limited log must be the rule's last statement, with no verdict".into(),
+                );
+            }
+        }
         for st in &rule.statements {
             match st {
                 Statement::MarkOr(bits) => {
                     if *bits == 0 {
                         return Err("meta mark set with no bits".into());
+                    }
+                }
+                Statement::NamedCounter(name) => {
+                    if !index.counters.contains(name.as_str()) {
+                        return Err(format!("counter {name} does not exist"));
+                    }
+                }
+                Statement::LimitLog {
+                    per_second, prefix, ..
+                } => {
+                    if *per_second == 0 {
+                        return Err("log limit of 0 packets a second".into());
+                    }
+                    if prefix.len() > MAX_LOG_PREFIX_LEN
+                        || prefix.chars().any(|c| c == '"' || c.is_control())
+                    {
+                        return Err(format!(
+                            "log prefix {prefix:?} is longer than {MAX_LOG_PREFIX_LEN} bytes or holds '\"' or control characters"
+                        ));
                     }
                 }
                 Statement::UpdateSaddr(set) => match index.sets.get(set.as_str()) {
@@ -258,6 +307,7 @@ impl Table {
 struct Index<'a> {
     sets: HashMap<&'a str, &'a Set>,
     concat_sets: HashMap<&'a str, &'a ConcatSet>,
+    counters: HashSet<&'a str>,
     maps: HashMap<&'a str, &'a Map>,
     chains: HashMap<&'a str, &'a Chain>,
 }
@@ -435,7 +485,7 @@ fn check_map(index: &Index, map: &Map) -> Result<(), String> {
         return Err("numgen random mod 0 in the key".into());
     }
     for (key, data) in &map.elements {
-        if !key_fits(key, &map.key) {
+        if !key_fits(key, &map.key) || key.iter().any(|k| k.is_range()) {
             return Err(format!("element key {key:?} does not match the map's type"));
         }
         if !seen.insert(key) {
@@ -473,6 +523,11 @@ fn check_concat_set(set: &ConcatSet) -> Result<(), String> {
     for e in &set.elements {
         if !key_fits(e, &set.key) {
             return Err(format!("element {e:?} does not match the set's type"));
+        }
+        if !set.interval && e.iter().any(|k| k.is_range()) {
+            return Err(format!(
+                "element {e:?} holds a range but the set has no interval flag"
+            ));
         }
     }
     Ok(())

@@ -12,6 +12,7 @@
 //! - [`routing`]: host-gw and vxlan routes, neighbours, FDB, the MTU rule.
 //! - [`egress`]: masquerade, forward accept, node routes.
 //! - [`services`]: Services (the kube-proxy job) in the nft table.
+//! - [`policy`]: NetworkPolicy in the nft table's forward hook.
 //! - [`sysctl`]: forwarding and reverse-path filtering.
 //! - [`nft`]: the nftables IR and its renderer.
 //! - `text`: the stable text rendering of a plan (`Display for Plan`).
@@ -24,6 +25,7 @@ pub mod error;
 pub mod nft;
 pub mod nodes;
 pub mod plan;
+pub mod policy;
 pub mod routing;
 pub mod services;
 pub mod sysctl;
@@ -134,6 +136,7 @@ pub fn compile(cfg: &AgentConfig, local: &LocalNode, snap: &Snapshot) -> Result<
         &mut table,
         &mut warnings,
     );
+    policy::add_to_table(&local.name, snap, &mut table, &mut warnings);
     table.validate()?;
 
     let local_cidrs: Vec<IpNet> = nodes.local.iter().map(|c| IpNet::V4(c.cidr)).collect();

@@ -94,7 +94,7 @@ use emit::emit;
 use endpoints::{endpoints_for, port_u16, proto_of};
 pub use endpoints::{select_endpoints, Endpoint};
 use group::Group;
-use names::fnv1a;
+pub(crate) use names::fnv1a;
 pub use names::{endpoint_chain_name, service_chain_name};
 use parts::*;
 use service::add_service;

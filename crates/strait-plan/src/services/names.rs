@@ -3,7 +3,7 @@
 use super::*;
 
 /// FNV-1a (32 bit), written out so names stay stable across Rust releases.
-pub(super) fn fnv1a(s: &str) -> u32 {
+pub(crate) fn fnv1a(s: &str) -> u32 {
     s.bytes().fold(0x811c_9dc5, |h, b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     })

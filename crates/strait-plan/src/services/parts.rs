@@ -104,6 +104,7 @@ pub(super) fn concat_set(
     comment: &str,
 ) -> ConcatSet {
     ConcatSet {
+        interval: false,
         name: name.to_string(),
         key: key.to_vec(),
         elements,

@@ -42,6 +42,7 @@ fn table_with(sets: Vec<Set>, chains: Vec<Chain>) -> Table {
         concat_sets: Vec::new(),
         maps: Vec::new(),
         chains,
+        counters: Vec::new(),
     }
 }
 
@@ -522,6 +523,7 @@ fn group_table(sub_rules: Vec<Rule>, elements: Vec<(Vec<Key>, MapData)>) -> Tabl
         comment: None,
     });
     t.concat_sets.push(ConcatSet {
+        interval: false,
         name: "hairpin".into(),
         key: vec![KeyType::Ipv4Addr, KeyType::Ipv4Addr],
         elements: vec![vec![

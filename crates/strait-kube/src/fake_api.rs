@@ -49,6 +49,8 @@ struct State {
     ended: u64,
     bookmarks: u64,
     up: bool,
+    /// The listening socket exists (set by the server task).
+    listening: bool,
     watches_opened: u64,
     open_watches: usize,
     requests: Vec<String>,
@@ -84,7 +86,14 @@ fn key_of(obj: &Value) -> Result<(Kind, String, String), String> {
 impl FakeApi {
     /// Starts serving on a free port of 127.0.0.1.
     pub fn start() -> FakeApi {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        FakeApi::start_on(std::net::Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// Starts serving on a free port of `ip`, in the network namespace of
+    /// the calling thread (the server's thread inherits it).
+    pub fn start_on(ip: std::net::IpAddr) -> FakeApi {
+        let std_listener = std::net::TcpListener::bind((ip, 0))
+            .unwrap_or_else(|e| panic!("fake API: bind {ip}: {e}"));
         let addr = std_listener.local_addr().expect("local_addr");
         drop(std_listener);
         let state = Arc::new(Mutex::new(State {
@@ -127,7 +136,7 @@ impl FakeApi {
 
     fn wait_listening(&self, listening: bool) {
         for _ in 0..500 {
-            if std::net::TcpStream::connect(self.addr).is_ok() == listening {
+            if self.lock().listening == listening {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
@@ -144,6 +153,14 @@ impl FakeApi {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// A kubeconfig pointing at this server, without credentials.
+    pub fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\nusers:\n- name: nobody\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: nobody}}\ncurrent-context: fake\n",
+            self.url()
+        )
     }
 
     /// Creates or replaces an object (a JSON or YAML-derived value with
@@ -288,6 +305,7 @@ async fn serve(addr: SocketAddr, state: Arc<Mutex<State>>, mut bumps: watch::Rec
         socket.set_reuseaddr(true).expect("SO_REUSEADDR");
         socket.bind(addr).expect("bind the fake API's port again");
         let listener = socket.listen(64).expect("listen");
+        state.lock().unwrap_or_else(|p| p.into_inner()).listening = true;
         let mut conns = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
@@ -306,7 +324,9 @@ async fn serve(addr: SocketAddr, state: Arc<Mutex<State>>, mut bumps: watch::Rec
         drop(listener);
         conns.abort_all();
         while conns.join_next().await.is_some() {}
-        state.lock().unwrap_or_else(|p| p.into_inner()).open_watches = 0;
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        s.open_watches = 0;
+        s.listening = false;
     }
 }
 

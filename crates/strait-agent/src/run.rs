@@ -7,10 +7,11 @@
 
 use crate::apply::Applier;
 use crate::metrics::Metrics;
+use crate::source::Source;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
-use strait_model::{AgentConfig, ManifestStore};
+use strait_model::AgentConfig;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -25,6 +26,12 @@ pub struct Options {
     pub resync: Duration,
     /// Sync once and exit (for tests and scripts).
     pub once: bool,
+    /// Read the cluster from the Kubernetes API instead of `manifests`.
+    pub kube: Option<strait_kube::Connect>,
+    /// Replaces the config's clusterCIDR (`--cluster-cidr`).
+    pub cluster_cidr: Option<ipnet::IpNet>,
+    /// Publish the CNI conflist here once ready, remove it on cleanup.
+    pub cni: Option<crate::cni_conf::CniConf>,
 }
 
 fn log(msg: impl AsRef<str>) {
@@ -37,24 +44,19 @@ pub fn load_config(path: &Path) -> Result<AgentConfig, String> {
     AgentConfig::from_yaml(&text).map_err(|e| format!("--config {}: {e}", path.display()))
 }
 
-/// A cheap fingerprint of the manifest directory: names, sizes, mtimes.
-fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let m = e.metadata().ok()?;
-                    Some((
-                        e.file_name().to_string_lossy().into_owned(),
-                        m.len(),
-                        m.modified().ok(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+/// The config file with the command line's overrides (`--cluster-cidr`).
+pub fn load_options_config(opts: &Options) -> Result<AgentConfig, String> {
+    let mut cfg = load_config(&opts.config)?;
+    if let Some(cidr) = opts.cluster_cidr {
+        cfg.cluster_cidr = cidr;
+        cfg.validate().map_err(|e| {
+            format!(
+                "--cluster-cidr {cidr} with --config {}: {e}",
+                opts.config.display()
+            )
+        })?;
+    }
+    Ok(cfg)
 }
 
 /// What one sync did and what it wants served beside the kernel state.
@@ -84,13 +86,25 @@ pub fn sync_once(
     full: bool,
     metrics: Option<&Metrics>,
 ) -> Result<Synced, String> {
-    sync_cached(cfg, opts, &mut Cache::default(), applier, nl, full, metrics)
+    let source = Source::open(opts)?;
+    sync_cached(
+        cfg,
+        opts,
+        &source,
+        &mut Cache::default(),
+        applier,
+        nl,
+        full,
+        metrics,
+    )
 }
 
 /// One sync, reusing what `cache` holds.
+#[allow(clippy::too_many_arguments)]
 pub fn sync_cached(
     cfg: &AgentConfig,
     opts: &Options,
+    source: &Source,
     cache: &mut Cache,
     applier: &mut Applier,
     nl: &mut strait_kernel::Netlink,
@@ -101,7 +115,7 @@ pub fn sync_cached(
         Some(s) => s,
         None => {
             cache.plan = None;
-            ManifestStore::load(&opts.manifests).map_err(|e| e.to_string())?
+            source.load()?
         }
     };
     let result = sync_snapshot(
@@ -177,7 +191,7 @@ fn config_stamp(path: &Path) -> Option<(u64, Option<SystemTime>)> {
 }
 
 pub fn run(opts: Options) -> Result<(), String> {
-    let mut cfg = load_config(&opts.config)?;
+    let mut cfg = load_options_config(&opts)?;
     let mut cfg_stamp = config_stamp(&opts.config);
     let metrics = Metrics::new();
     let bound = crate::http::serve(opts.listen, metrics.clone())
@@ -188,28 +202,15 @@ pub fn run(opts: Options) -> Result<(), String> {
     ));
     let mut applier = Applier::new(&opts.node_file).map_err(|e| e.to_string())?;
     let mut nl = strait_kernel::Netlink::open().map_err(|e| format!("netlink: {e}"))?;
-    // inotify on the source directory and the config's directory; polling
-    // the directory is the fallback where a watch cannot be set.
-    let config_dir = opts
-        .config
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let watch = match crate::watch::Watch::new(&[&opts.manifests, config_dir]) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            log(format!(
-                "no inotify watch ({e}): polling {} instead",
-                opts.manifests.display()
-            ));
-            None
-        }
-    };
-    let mut event = false;
+    let mut source = Source::open(&opts)?;
+    log(format!(
+        "node {}: reading {}",
+        opts.node_name,
+        source.describe()
+    ));
     let mut cache = Cache::default();
     let mut health_checks = crate::health_check::HealthChecks::default();
     let mut udp_before: Option<crate::stale_flows::UdpEndpoints> = None;
-    let mut last_print = fingerprint(&opts.manifests);
     let mut last_sync: Option<Instant> = None;
     let mut last_full: Option<Instant> = None;
     let mut last_error: Option<String> = None;
@@ -221,7 +222,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         let mut config_changed = false;
         if stamp != cfg_stamp {
             cfg_stamp = stamp;
-            match load_config(&opts.config) {
+            match load_options_config(&opts) {
                 Ok(new) => {
                     log(format!("config {} reloaded", opts.config.display()));
                     cfg = new;
@@ -232,18 +233,12 @@ pub fn run(opts: Options) -> Result<(), String> {
                 )),
             }
         }
-        let changed = match &watch {
-            Some(_) => std::mem::take(&mut event),
-            None => {
-                let print = fingerprint(&opts.manifests);
-                let changed = print != last_print;
-                last_print = print;
-                changed
-            }
-        };
+        // A source that comes back after an outage reports a change: the
+        // sync after it rewrites everything (full).
+        let (changed, back) = source.changed();
         let due = last_sync.is_none_or(|t| now.duration_since(t) >= opts.interval);
         if changed || due || config_changed {
-            let full = last_full.is_none_or(|t| now.duration_since(t) >= opts.resync);
+            let full = back || last_full.is_none_or(|t| now.duration_since(t) >= opts.resync);
             let started = Instant::now();
             if changed || config_changed || full {
                 cache = Cache::default();
@@ -251,6 +246,7 @@ pub fn run(opts: Options) -> Result<(), String> {
             match sync_cached(
                 &cfg,
                 &opts,
+                &source,
                 &mut cache,
                 &mut applier,
                 &mut nl,
@@ -282,10 +278,7 @@ pub fn run(opts: Options) -> Result<(), String> {
                     metrics
                         .sync_seconds
                         .observe(started.elapsed().as_secs_f64());
-                    if !metrics.is_ready() {
-                        log(format!("node {}: first sync done, ready", opts.node_name));
-                    }
-                    metrics.set_ready(true);
+                    crate::readiness::update(&opts, &cfg, &source, &metrics);
                     for c in &changes {
                         log(c);
                     }
@@ -296,6 +289,7 @@ pub fn run(opts: Options) -> Result<(), String> {
                 }
                 Err(e) => {
                     metrics.sync_errors.inc();
+                    crate::readiness::failed(&opts, &source, &metrics);
                     // Keep what is programmed: never flush on a failed sync.
                     if last_error.as_deref() != Some(e.as_str()) {
                         log(format!("sync failed (kernel state kept): {e}"));
@@ -313,11 +307,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         }
         // Sleep until the next periodic sync, an event, or (for the config
         // stamp and the polling fallback) 100 ms at most.
-        let wait = Duration::from_millis(100);
-        match &watch {
-            Some(w) => event = w.wait(wait),
-            None => std::thread::sleep(wait),
-        }
+        source.wait(Duration::from_millis(100));
     }
 }
 
@@ -327,6 +317,11 @@ pub fn cleanup(opts: &Options) -> Result<(), String> {
         .map(|c| c.bridge.clone())
         .unwrap_or_else(|_| "strait0".into());
     let mut applier = Applier::new(&opts.node_file).map_err(|e| e.to_string())?;
+    if let Some(cni) = &opts.cni {
+        if cni.remove()? {
+            log(format!("removed {}", cni.path().display()));
+        }
+    }
     match applier.cleanup(&bridge) {
         Ok(done) => {
             for d in done {

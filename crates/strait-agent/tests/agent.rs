@@ -77,6 +77,9 @@ fn options(dir: &Path, node: &str) -> Options {
         interval: Duration::from_secs(1),
         resync: Duration::from_secs(30),
         once: true,
+        kube: None,
+        cluster_cidr: None,
+        cni: None,
     }
 }
 

@@ -48,9 +48,24 @@ struct AgentArgs {
     /// Agent configuration (YAML or JSON; see docs/lab-agent-plan.md).
     #[arg(long)]
     config: PathBuf,
-    /// Directory of Kubernetes manifests to read the cluster from.
+    /// Directory of Kubernetes manifests to read the cluster from. Without
+    /// it the agent reads the Kubernetes API (Kubernetes mode).
+    #[arg(long, conflicts_with = "kubeconfig")]
+    manifests: Option<PathBuf>,
+    /// Kubeconfig for the Kubernetes API (default: the pod's service
+    /// account in a pod, else $KUBECONFIG or ~/.kube/config).
     #[arg(long)]
-    manifests: PathBuf,
+    kubeconfig: Option<PathBuf>,
+    /// Replaces the config's clusterCIDR (the cluster's pod network).
+    #[arg(long)]
+    cluster_cidr: Option<ipnet::IpNet>,
+    /// Where to publish the CNI conflist once ready (Kubernetes mode
+    /// default: /etc/cni/net.d; with --manifests only when given).
+    #[arg(long)]
+    cni_conf_dir: Option<PathBuf>,
+    /// Where strait-cni must be installed before the conflist is published.
+    #[arg(long, default_value = "/opt/cni/bin")]
+    cni_bin_dir: PathBuf,
     /// This node's name (default: $NODE_NAME).
     #[arg(long, env = "NODE_NAME")]
     node_name: String,
@@ -75,9 +90,28 @@ struct AgentArgs {
 }
 
 fn agent(a: AgentArgs) -> Result<(), String> {
+    let kube = match (&a.manifests, a.kubeconfig) {
+        (Some(_), _) => None,
+        (None, Some(path)) => Some(strait_kube::Connect::Kubeconfig(path)),
+        (None, None) => Some(strait_kube::Connect::Infer),
+    };
+    let cni = match (&kube, a.cni_conf_dir) {
+        (_, Some(conf_dir)) => Some(strait_agent::cni_conf::CniConf {
+            conf_dir,
+            bin_dir: a.cni_bin_dir,
+        }),
+        (Some(_), None) => Some(strait_agent::cni_conf::CniConf {
+            conf_dir: "/etc/cni/net.d".into(),
+            bin_dir: a.cni_bin_dir,
+        }),
+        (None, None) => None,
+    };
     let opts = strait_agent::run::Options {
         config: a.config,
-        manifests: a.manifests,
+        manifests: a.manifests.unwrap_or_default(),
+        kube,
+        cluster_cidr: a.cluster_cidr,
+        cni,
         node_name: a.node_name,
         listen: a.listen,
         node_file: a.node_file,

@@ -1,0 +1,477 @@
+//! A fake Kubernetes API server for tests: plain HTTP/1.1 on 127.0.0.1,
+//! speaking the API's list and watch wire format for the six collections
+//! strait reads. Lists are JSON with `metadata.resourceVersion`; watches
+//! are chunked streams of `{"type": ..., "object": ...}` lines (ADDED,
+//! MODIFIED, DELETED, BOOKMARK, ERROR with a 410 Status).
+//!
+//! What it does not do: authentication, pagination (`limit` is ignored, so
+//! every list is one page), label/field selectors, server-side apply. The
+//! test controls it from synchronous code: change objects, send bookmarks,
+//! expire watches (410), and take the server down and up on the same port.
+
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use strait_model::Kind;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::watch;
+
+/// The collection URL of a kind (cluster-wide, as the watchers use them).
+pub fn collection(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Namespace => "/api/v1/namespaces",
+        Kind::Node => "/api/v1/nodes",
+        Kind::Pod => "/api/v1/pods",
+        Kind::Service => "/api/v1/services",
+        Kind::EndpointSlice => "/apis/discovery.k8s.io/v1/endpointslices",
+        Kind::NetworkPolicy => "/apis/networking.k8s.io/v1/networkpolicies",
+    }
+}
+
+struct WatchEvent {
+    rv: u64,
+    kind: Kind,
+    kind_of_event: &'static str,
+    object: Value,
+}
+
+#[derive(Default)]
+struct State {
+    rv: u64,
+    /// (kind, namespace, name) -> object with its resourceVersion.
+    objects: BTreeMap<(Kind, String, String), Value>,
+    events: Vec<WatchEvent>,
+    /// Watches opened at or before this count get a 410 and are closed.
+    expired: u64,
+    /// Watches opened at or before this count end cleanly (a timeout).
+    ended: u64,
+    bookmarks: u64,
+    up: bool,
+    /// The listening socket exists (set by the server task).
+    listening: bool,
+    watches_opened: u64,
+    open_watches: usize,
+    requests: Vec<String>,
+}
+
+/// The running server. Dropping it stops it.
+pub struct FakeApi {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    bump: watch::Sender<u64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+fn key_of(obj: &Value) -> Result<(Kind, String, String), String> {
+    let kind_name = obj["kind"].as_str().unwrap_or_default();
+    let kind = Kind::from_name(kind_name).ok_or_else(|| format!("kind {kind_name:?}"))?;
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .ok_or("metadata.name missing")?
+        .to_string();
+    let ns = if kind.is_namespaced() {
+        obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string()
+    } else {
+        String::new()
+    };
+    Ok((kind, ns, name))
+}
+
+impl FakeApi {
+    /// Starts serving on a free port of 127.0.0.1.
+    pub fn start() -> FakeApi {
+        FakeApi::start_on(std::net::Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// Starts serving on a free port of `ip`, in the network namespace of
+    /// the calling thread (the server's thread inherits it).
+    pub fn start_on(ip: std::net::IpAddr) -> FakeApi {
+        let std_listener = std::net::TcpListener::bind((ip, 0))
+            .unwrap_or_else(|e| panic!("fake API: bind {ip}: {e}"));
+        let addr = std_listener.local_addr().expect("local_addr");
+        drop(std_listener);
+        let state = Arc::new(Mutex::new(State {
+            up: true,
+            ..State::default()
+        }));
+        let (bump, bumps) = watch::channel(0u64);
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let st = state.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(async move {
+                tokio::select! {
+                    _ = stopped => {}
+                    _ = serve(addr, st, bumps) => {}
+                }
+            });
+        });
+        let api = FakeApi {
+            addr,
+            state,
+            bump,
+            thread: Some(thread),
+            stop: Some(stop),
+        };
+        api.wait_listening(true);
+        api
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn changed(&self) {
+        self.bump.send_modify(|g| *g += 1);
+    }
+
+    fn wait_listening(&self, listening: bool) {
+        for _ in 0..500 {
+            if self.lock().listening == listening {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!(
+            "fake API at {} never became listening={listening}",
+            self.addr
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A kubeconfig pointing at this server, without credentials.
+    pub fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\nusers:\n- name: nobody\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: nobody}}\ncurrent-context: fake\n",
+            self.url()
+        )
+    }
+
+    /// Creates or replaces an object (a JSON or YAML-derived value with
+    /// `kind` and `metadata.name`); watches get ADDED or MODIFIED.
+    pub fn apply(&self, mut obj: Value) {
+        let key = key_of(&obj).unwrap_or_else(|e| panic!("fake API apply: {e}: {obj}"));
+        let mut s = self.lock();
+        s.rv += 1;
+        let rv = s.rv;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        if key.0.is_namespaced() {
+            obj["metadata"]["namespace"] = json!(key.1);
+        }
+        let kind_of_event = if s.objects.contains_key(&key) {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        s.objects.insert(key.clone(), obj.clone());
+        s.events.push(WatchEvent {
+            rv,
+            kind: key.0,
+            kind_of_event,
+            object: obj,
+        });
+        drop(s);
+        self.changed();
+    }
+
+    /// Deletes an object; watches get DELETED. Returns whether it existed.
+    pub fn delete(&self, kind: Kind, namespace: &str, name: &str) -> bool {
+        self.remove(kind, namespace, name, true)
+    }
+
+    /// Deletes an object without telling open watches, as if the event was
+    /// lost in a compaction window: only a relist shows it.
+    pub fn delete_silently(&self, kind: Kind, namespace: &str, name: &str) -> bool {
+        self.remove(kind, namespace, name, false)
+    }
+
+    fn remove(&self, kind: Kind, namespace: &str, name: &str, tell: bool) -> bool {
+        let ns = if kind.is_namespaced() { namespace } else { "" };
+        let mut s = self.lock();
+        let Some(mut obj) = s.objects.remove(&(kind, ns.to_string(), name.to_string())) else {
+            return false;
+        };
+        s.rv += 1;
+        let rv = s.rv;
+        if tell {
+            obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+            s.events.push(WatchEvent {
+                rv,
+                kind,
+                kind_of_event: "DELETED",
+                object: obj,
+            });
+        }
+        drop(s);
+        self.changed();
+        true
+    }
+
+    /// Sends a BOOKMARK with the current resourceVersion on every open
+    /// watch that asked for bookmarks.
+    pub fn bookmark(&self) {
+        self.lock().bookmarks += 1;
+        self.changed();
+    }
+
+    /// Ends every open watch with a `410 Gone` ERROR event (what the API
+    /// server does when its watch cache no longer holds the version).
+    pub fn expire_watches(&self) {
+        let mut s = self.lock();
+        s.expired = s.watches_opened;
+        drop(s);
+        self.changed();
+    }
+
+    /// Ends every open watch cleanly, as the API server does when a
+    /// watch's `timeoutSeconds` runs out; clients resume from their last
+    /// resourceVersion (or bookmark) without a list.
+    pub fn end_watches(&self) {
+        let mut s = self.lock();
+        s.ended = s.watches_opened;
+        drop(s);
+        self.changed();
+    }
+
+    /// Takes the server down (open connections are cut, new ones refused)
+    /// or brings it back on the same port.
+    pub fn set_up(&self, up: bool) {
+        self.lock().up = up;
+        self.changed();
+        self.wait_listening(up);
+    }
+
+    /// Every request line served so far ("GET /api/v1/nodes?watch=true&...").
+    pub fn requests(&self) -> Vec<String> {
+        self.lock().requests.clone()
+    }
+
+    /// Watches streaming right now.
+    pub fn open_watches(&self) -> usize {
+        self.lock().open_watches
+    }
+
+    /// How many list (not watch) requests of `kind` were served.
+    pub fn lists_of(&self, kind: Kind) -> usize {
+        let path = collection(kind);
+        self.requests()
+            .iter()
+            .filter(|r| {
+                r.split(['?', ' ']).nth(1).is_some_and(|p| p == path)
+                    && !r.contains("watch=true")
+                    && !r.contains("watch=1")
+            })
+            .count()
+    }
+}
+
+impl Drop for FakeApi {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn serve(addr: SocketAddr, state: Arc<Mutex<State>>, mut bumps: watch::Receiver<u64>) {
+    let is_up = |s: &Arc<Mutex<State>>| s.lock().unwrap_or_else(|p| p.into_inner()).up;
+    loop {
+        if !is_up(&state) {
+            if bumps.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+        socket.bind(addr).expect("bind the fake API's port again");
+        let listener = socket.listen(64).expect("listen");
+        state.lock().unwrap_or_else(|p| p.into_inner()).listening = true;
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    if let Ok((stream, _)) = accepted {
+                        conns.spawn(connection(stream, state.clone(), bumps.clone()));
+                    }
+                }
+                changed = bumps.changed() => {
+                    if changed.is_err() { return; }
+                    if !is_up(&state) { break; }
+                }
+            }
+        }
+        // Down: refuse new connections and cut the open ones mid-stream.
+        drop(listener);
+        conns.abort_all();
+        while conns.join_next().await.is_some() {}
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        s.open_watches = 0;
+        s.listening = false;
+    }
+}
+
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+           "status": "Failure", "message": message, "reason": reason, "code": code})
+}
+
+async fn respond(stream: &mut TcpStream, code: u16, body: &Value) -> std::io::Result<()> {
+    let body = body.to_string();
+    let head = format!(
+        "HTTP/1.1 {code} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        if code == 200 { "OK" } else { "Error" },
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+async fn chunk(stream: &mut TcpStream, event: &Value) -> std::io::Result<()> {
+    let line = format!("{event}\n");
+    stream
+        .write_all(format!("{:x}\r\n{line}\r\n", line.len()).as_bytes())
+        .await?;
+    stream.flush().await
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    state: Arc<Mutex<State>>,
+    mut bumps: watch::Receiver<u64>,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut tmp).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let line = head.lines().next().unwrap_or_default().to_string();
+    let target = line.split(' ').nth(1).unwrap_or("/").to_string();
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let lock = |s: &Arc<Mutex<State>>| {
+        s.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .requests
+            .push(line.clone())
+    };
+    lock(&state);
+    let Some(kind) = Kind::ALL.into_iter().find(|k| collection(*k) == path) else {
+        let msg = format!("the server could not find the requested resource ({path})");
+        return respond(&mut stream, 404, &status(404, "NotFound", &msg)).await;
+    };
+    let watching = matches!(query_param(query, "watch"), Some("true" | "1"));
+    if !watching {
+        let body = {
+            let s = state.lock().unwrap_or_else(|p| p.into_inner());
+            let items: Vec<Value> = s
+                .objects
+                .iter()
+                .filter(|((k, _, _), _)| *k == kind)
+                .map(|(_, o)| {
+                    // List items carry no kind/apiVersion on the wire.
+                    let mut o = o.clone();
+                    if let Some(m) = o.as_object_mut() {
+                        m.remove("kind");
+                        m.remove("apiVersion");
+                    }
+                    o
+                })
+                .collect();
+            json!({"kind": format!("{}List", kind.as_str()), "apiVersion": kind.api_version(),
+                   "metadata": {"resourceVersion": s.rv.to_string()}, "items": items})
+        };
+        return respond(&mut stream, 200, &body).await;
+    }
+    let mut from: u64 = query_param(query, "resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let bookmarks_wanted = query_param(query, "allowWatchBookmarks") == Some("true");
+    let (me, mut bookmarks_seen) = {
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        s.watches_opened += 1;
+        s.open_watches += 1;
+        (s.watches_opened, s.bookmarks)
+    };
+    let result = async {
+        stream
+            .write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+            )
+            .await?;
+        loop {
+            let (events, expired, ended, bookmark) = {
+                let s = state.lock().unwrap_or_else(|p| p.into_inner());
+                let events: Vec<Value> = s
+                    .events
+                    .iter()
+                    .filter(|e| e.kind == kind && e.rv > from)
+                    .map(|e| json!({"type": e.kind_of_event, "object": e.object}))
+                    .collect();
+                from = s.rv;
+                let bookmark = (s.bookmarks != bookmarks_seen).then(|| s.rv);
+                bookmarks_seen = s.bookmarks;
+                (events, s.expired >= me, s.ended >= me, bookmark)
+            };
+            if expired {
+                let msg = format!("too old resource version: {from}");
+                let gone = json!({"type": "ERROR", "object": status(410, "Expired", &msg)});
+                chunk(&mut stream, &gone).await?;
+                stream.write_all(b"0\r\n\r\n").await?;
+                return stream.shutdown().await;
+            }
+            for e in &events {
+                chunk(&mut stream, e).await?;
+            }
+            if let (Some(rv), true) = (bookmark, bookmarks_wanted) {
+                let mark = json!({"type": "BOOKMARK", "object": {
+                    "kind": kind.as_str(), "apiVersion": kind.api_version(),
+                    "metadata": {"resourceVersion": rv.to_string()}}});
+                chunk(&mut stream, &mark).await?;
+            }
+            if ended {
+                stream.write_all(b"0\r\n\r\n").await?;
+                return stream.shutdown().await;
+            }
+            if bumps.changed().await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    .await;
+    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    s.open_watches = s.open_watches.saturating_sub(1);
+    result
+}

@@ -62,6 +62,8 @@ pub enum LabCmd {
     },
     /// Up with the default topology, apply a sample workload, check.
     Demo,
+    /// Explain a packet's path from FROM to TO over the nodes' Plans (docs/trace.md).
+    Trace(crate::lab_debug::TraceArgs),
     /// (internal) The echo server lab pods and hosts run.
     #[command(hide = true)]
     Serve {
@@ -240,6 +242,7 @@ pub fn run(lab: &str, cmd: LabCmd) -> Result<i32, String> {
         }
         LabCmd::Check { file } => check(lab, file),
         LabCmd::Demo => demo(),
+        LabCmd::Trace(a) => crate::lab_debug::trace(&cluster()?, lab, &a),
     }
 }
 

@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod lab;
+mod lab_debug;
 mod plugins;
 
 use clap::{Parser, Subcommand};

@@ -7,10 +7,12 @@
 
 pub mod apply;
 pub mod discover;
+pub mod doctor;
 pub mod health_check;
 pub mod http;
 pub mod metrics;
 pub mod node_file;
 pub mod run;
 pub mod stale_flows;
+pub mod trace_state;
 pub mod watch;

@@ -64,6 +64,8 @@ pub enum LabCmd {
     Demo,
     /// Explain a packet's path from FROM to TO over the nodes' Plans (docs/trace.md).
     Trace(crate::lab_debug::TraceArgs),
+    /// Run `strait doctor` in node NODE (docs/trace.md).
+    Doctor(crate::lab_debug::LabDoctorArgs),
     /// (internal) The echo server lab pods and hosts run.
     #[command(hide = true)]
     Serve {
@@ -243,6 +245,7 @@ pub fn run(lab: &str, cmd: LabCmd) -> Result<i32, String> {
         LabCmd::Check { file } => check(lab, file),
         LabCmd::Demo => demo(),
         LabCmd::Trace(a) => crate::lab_debug::trace(&cluster()?, lab, &a),
+        LabCmd::Doctor(a) => crate::lab_debug::doctor(&cluster()?, lab, &a),
     }
 }
 

@@ -148,3 +148,50 @@ pub fn trace(c: &Cluster, lab: &str, a: &TraceArgs) -> Result<i32, String> {
     let world = lab_world(c, lab)?;
     print_trace(&world, a)
 }
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct LabDoctorArgs {
+    pub node: String,
+    /// A CNI config directory to check too (labs pass configs directly).
+    #[arg(long)]
+    pub cni_dir: Option<std::path::PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The command that runs `strait doctor` inside a lab node (the state its
+/// agent publishes is in the lab's node directory).
+pub fn doctor_command(
+    c: &Cluster,
+    lab: &str,
+    a: &LabDoctorArgs,
+    strait: &std::path::Path,
+) -> Result<std::process::Command, String> {
+    let state = FabricState::load(&c.paths, lab).map_err(|e| e.to_string())?;
+    let ns = state
+        .member(&strait_lab::Target::Node(a.node.clone()))
+        .map_err(|e| e.to_string())?;
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", &ns.netns])
+        .arg(strait)
+        .arg("doctor")
+        .arg("--state-dir")
+        .arg(strait_agent::trace_state::dir_for(
+            &c.node_dir(lab, &a.node).join("node.json"),
+        ))
+        .arg("--cni-dir")
+        .arg(a.cni_dir.clone().unwrap_or_default());
+    if a.json {
+        cmd.arg("--json");
+    }
+    Ok(cmd)
+}
+
+/// `strait lab doctor NODE`.
+pub fn doctor(c: &Cluster, lab: &str, a: &LabDoctorArgs) -> Result<i32, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+    let status = doctor_command(c, lab, a, &exe)?
+        .status()
+        .map_err(|e| format!("ip netns exec: {e}"))?;
+    Ok(status.code().unwrap_or(1))
+}

@@ -302,3 +302,79 @@ fn trace_verdict_equals_probe_outcome() {
         wrong.join("\n")
     );
 }
+
+fn doctor(lab: &common::Lab, cni_dir: Option<&std::path::Path>) -> (i32, String) {
+    let args = lab_debug::LabDoctorArgs {
+        node: "node-1".into(),
+        cni_dir: cni_dir.map(|p| p.to_path_buf()),
+        json: false,
+    };
+    let out = lab_debug::doctor_command(
+        &lab.cluster,
+        &lab.topo.name,
+        &args,
+        std::path::Path::new(env!("CARGO_BIN_EXE_strait")),
+    )
+    .unwrap()
+    .output()
+    .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn doctor_is_silent_when_healthy_and_names_each_breakage() {
+    let lab = common::up(|_| {});
+    client_pod(&lab);
+    lab.apply(&common::pod("demo", "far", "node-2"));
+    std::thread::sleep(Duration::from_millis(500));
+    let cni = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cni.path().join("10-strait.conflist"),
+        r#"{"cniVersion":"1.0.0","name":"strait","plugins":[{"type":"strait-cni"}]}"#,
+    )
+    .unwrap();
+    let (code, text) = doctor(&lab, Some(cni.path()));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.starts_with("healthy"), "{text}");
+
+    // Stop node-1's agent so it does not repair what we break.
+    for pid in lab.cluster.agent_pids(&lab.topo, "node-1") {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    lab.eventually(5, "agent of node-1 stopped", || {
+        lab.cluster.agent_pids(&lab.topo, "node-1").is_empty()
+    });
+    for argv in [
+        &["sysctl", "-qw", "net.ipv4.ip_forward=0"][..],
+        &["ip", "route", "del", "10.42.2.0/24"],
+        &["ip", "link", "set", "strait.vxlan", "mtu", "1400"],
+        &["nft", "flush", "chain", "inet", "strait", "forward"],
+    ] {
+        lab.node_exec("node-1", argv);
+    }
+    std::fs::write(
+        cni.path().join("00-other.conflist"),
+        r#"{"cniVersion":"1.0.0","name":"other","plugins":[{"type":"bridge"}]}"#,
+    )
+    .unwrap();
+    let (code, text) = doctor(&lab, Some(cni.path()));
+    assert_eq!(code, 1, "{text}");
+    for want in [
+        "[ip_forward]",
+        "[route] route 10.42.2.0/24 via 10.42.2.0 dev strait.vxlan onlink of the Plan is missing",
+        "[mtu] strait.vxlan has MTU 1400 but the Plan says 1450",
+        "[nft] chain forward holds 0 rules in the kernel, 2 in the Plan",
+        "[cni-config]",
+        "00-other.conflist sorts before",
+    ] {
+        assert!(text.contains(want), "doctor does not say {want:?}:\n{text}");
+    }
+    // The kernel agrees that node-1 is broken: forwarding is off.
+    let p = lab.probe("pod/demo/client", "pod/demo/far", 80, Proto::Tcp);
+    assert!(p.answer().is_none(), "{p}");
+}

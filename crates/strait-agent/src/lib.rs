@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod discover;
 pub mod doctor;
+pub mod flows;
 pub mod health_check;
 pub mod http;
 pub mod metrics;

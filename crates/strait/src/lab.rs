@@ -66,6 +66,8 @@ pub enum LabCmd {
     Trace(crate::lab_debug::TraceArgs),
     /// Run `strait doctor` in node NODE (docs/trace.md).
     Doctor(crate::lab_debug::LabDoctorArgs),
+    /// Run `strait flows` in node NODE (docs/trace.md).
+    Flows(crate::lab_debug::LabFlowsArgs),
     /// (internal) The echo server lab pods and hosts run.
     #[command(hide = true)]
     Serve {
@@ -246,6 +248,7 @@ pub fn run(lab: &str, cmd: LabCmd) -> Result<i32, String> {
         LabCmd::Demo => demo(),
         LabCmd::Trace(a) => crate::lab_debug::trace(&cluster()?, lab, &a),
         LabCmd::Doctor(a) => crate::lab_debug::doctor(&cluster()?, lab, &a),
+        LabCmd::Flows(a) => crate::lab_debug::flows(&cluster()?, lab, &a),
     }
 }
 

@@ -167,19 +167,8 @@ pub fn doctor_command(
     a: &LabDoctorArgs,
     strait: &std::path::Path,
 ) -> Result<std::process::Command, String> {
-    let state = FabricState::load(&c.paths, lab).map_err(|e| e.to_string())?;
-    let ns = state
-        .member(&strait_lab::Target::Node(a.node.clone()))
-        .map_err(|e| e.to_string())?;
-    let mut cmd = std::process::Command::new("ip");
-    cmd.args(["netns", "exec", &ns.netns])
-        .arg(strait)
-        .arg("doctor")
-        .arg("--state-dir")
-        .arg(strait_agent::trace_state::dir_for(
-            &c.node_dir(lab, &a.node).join("node.json"),
-        ))
-        .arg("--cni-dir")
+    let mut cmd = node_command(c, lab, &a.node, "doctor", strait)?;
+    cmd.arg("--cni-dir")
         .arg(a.cni_dir.clone().unwrap_or_default());
     if a.json {
         cmd.arg("--json");
@@ -191,6 +180,47 @@ pub fn doctor_command(
 pub fn doctor(c: &Cluster, lab: &str, a: &LabDoctorArgs) -> Result<i32, String> {
     let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
     let status = doctor_command(c, lab, a, &exe)?
+        .status()
+        .map_err(|e| format!("ip netns exec: {e}"))?;
+    Ok(status.code().unwrap_or(1))
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct LabFlowsArgs {
+    pub node: String,
+    /// Passed on to `strait flows` (--pod, --namespace, --verdict, --count, --json).
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+/// `ip netns exec <node> strait <sub> --state-dir <its agent's state> ...`.
+pub fn node_command(
+    c: &Cluster,
+    lab: &str,
+    node: &str,
+    sub: &str,
+    strait: &std::path::Path,
+) -> Result<std::process::Command, String> {
+    let state = FabricState::load(&c.paths, lab).map_err(|e| e.to_string())?;
+    let ns = state
+        .member(&strait_lab::Target::Node(node.to_string()))
+        .map_err(|e| e.to_string())?;
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", &ns.netns])
+        .arg(strait)
+        .arg(sub)
+        .arg("--state-dir")
+        .arg(strait_agent::trace_state::dir_for(
+            &c.node_dir(lab, node).join("node.json"),
+        ));
+    Ok(cmd)
+}
+
+/// `strait lab flows NODE [-- ARGS]`.
+pub fn flows(c: &Cluster, lab: &str, a: &LabFlowsArgs) -> Result<i32, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+    let status = node_command(c, lab, &a.node, "flows", &exe)?
+        .args(&a.args)
         .status()
         .map_err(|e| format!("ip netns exec: {e}"))?;
     Ok(status.code().unwrap_or(1))

@@ -42,6 +42,8 @@ enum Cmd {
     Trace(node_debug::NodeTraceArgs),
     /// Check this node against its Plan and strait's needs; exit 1 on a problem.
     Doctor(node_debug::DoctorArgs),
+    /// Live connection events on this node, with pod names (docs/trace.md).
+    Flows(node_debug::FlowsArgs),
     /// Benchmarks against the named peer, in one run.
     Bench {
         #[command(subcommand)]
@@ -116,6 +118,7 @@ fn main() -> ExitCode {
         Cmd::Agent(args) => agent(args),
         Cmd::Trace(a) => return exit(node_debug::trace(&a)),
         Cmd::Doctor(a) => return exit(node_debug::doctor(&a)),
+        Cmd::Flows(a) => return exit(node_debug::flows(&a)),
         Cmd::Lab { lab, cmd } => {
             // Lab commands choose their own exit codes (probe: 0, 1, 2).
             return match lab::run(&lab, cmd) {

@@ -79,3 +79,135 @@ pub fn doctor(a: &DoctorArgs) -> Result<i32, String> {
     }
     Ok(if findings.is_empty() { 0 } else { 1 })
 }
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct FlowsArgs {
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Only flows from or to this pod (NAMESPACE/NAME).
+    #[arg(long)]
+    pub pod: Option<String>,
+    /// Only flows from or to pods of this namespace.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Only events of this kind: new, update, closed, dropped.
+    #[arg(long)]
+    pub verdict: Option<String>,
+    /// Stop after this many events (0: run until interrupted).
+    #[arg(long, default_value_t = 0)]
+    pub count: usize,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// An event with names for its addresses.
+#[derive(serde::Serialize)]
+struct Named {
+    kind: &'static str,
+    proto: String,
+    from: String,
+    to: String,
+    /// Where the connection really goes, when NAT changed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via: Option<String>,
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        132 => "sctp".into(),
+        n => format!("proto-{n}"),
+    }
+}
+
+fn endpoint(world: &strait_trace::World, ip: std::net::Ipv4Addr, port: u16) -> String {
+    let name = world.name_of(ip).unwrap_or_else(|| ip.to_string());
+    if port == 0 {
+        name
+    } else {
+        format!("{name}:{port}")
+    }
+}
+
+/// `strait flows`: conntrack events of this node with names.
+pub fn flows(a: &FlowsArgs) -> Result<i32, String> {
+    use strait_agent::flows::{Event, Kind};
+    let (cfg, local, snap) = strait_agent::trace_state::read(&a.state_dir)?;
+    let world = strait_trace::World::from_cluster(&cfg, &snap, &local)?;
+    let want_kind = match a.verdict.as_deref() {
+        None => None,
+        Some(v) => Some(
+            [Kind::New, Kind::Update, Kind::Closed, Kind::Dropped]
+                .into_iter()
+                .find(|k| k.as_str() == v)
+                .ok_or_else(|| {
+                    format!("--verdict {v:?}: not one of new, update, closed, dropped")
+                })?,
+        ),
+    };
+    let pod_ips: Option<Vec<std::net::Ipv4Addr>> = match (&a.pod, &a.namespace) {
+        (None, None) => None,
+        (pod, ns) => {
+            let ips: Vec<_> = world
+                .pods
+                .iter()
+                .filter(|p| !p.host_network)
+                .filter(|p| {
+                    pod.as_ref()
+                        .is_none_or(|x| *x == format!("{}/{}", p.namespace, p.name))
+                })
+                .filter(|p| ns.as_ref().is_none_or(|x| *x == p.namespace))
+                .map(|p| p.ip)
+                .collect();
+            if ips.is_empty() {
+                return Err(format!(
+                    "--pod/--namespace: no pod matches {}",
+                    pod.clone().or(ns.clone()).unwrap_or_default()
+                ));
+            }
+            Some(ips)
+        }
+    };
+    let mut seen = 0;
+    strait_agent::flows::listen(|ev: Event| {
+        if want_kind.is_some_and(|k| k != ev.kind) {
+            return true;
+        }
+        if let Some(ips) = &pod_ips {
+            let touches = [ev.orig.src, ev.orig.dst]
+                .into_iter()
+                .chain(ev.reply.map(|r| r.src))
+                .any(|ip| ips.contains(&ip));
+            if !touches {
+                return true;
+            }
+        }
+        let via = ev
+            .reply
+            .filter(|r| r.src != ev.orig.dst || r.sport != ev.orig.dport)
+            .map(|r| endpoint(&world, r.src, r.sport));
+        let n = Named {
+            kind: ev.kind.as_str(),
+            proto: proto_name(ev.orig.proto),
+            from: endpoint(&world, ev.orig.src, ev.orig.sport),
+            to: endpoint(&world, ev.orig.dst, ev.orig.dport),
+            via,
+        };
+        if a.json {
+            println!("{}", serde_json::to_string(&n).unwrap_or_default());
+        } else {
+            let via = n
+                .via
+                .as_deref()
+                .map(|v| format!(" (to {v})"))
+                .unwrap_or_default();
+            println!("{:<7} {:<5} {} -> {}{via}", n.kind, n.proto, n.from, n.to);
+        }
+        seen += 1;
+        a.count == 0 || seen < a.count
+    })?;
+    Ok(0)
+}

@@ -378,3 +378,88 @@ fn doctor_is_silent_when_healthy_and_names_each_breakage() {
     let p = lab.probe("pod/demo/client", "pod/demo/far", 80, Proto::Tcp);
     assert!(p.answer().is_none(), "{p}");
 }
+
+/// Kills the child on drop (also when the test fails).
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn flows_name_pods_and_services() {
+    let lab = common::up(|_| {});
+    lab.apply(
+        "
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: demo}
+spec: {nodeName: node-1, containers: [{name: c, image: x}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: demo, labels: {app: web}}
+spec: {nodeName: node-2, containers: [{name: c, image: x, ports: [{containerPort: 8080}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: demo}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let mut cmd = lab_debug::node_command(
+        &lab.cluster,
+        &lab.topo.name,
+        "node-1",
+        "flows",
+        std::path::Path::new(env!("CARGO_BIN_EXE_strait")),
+    )
+    .unwrap();
+    cmd.args([
+        "--pod",
+        "demo/client",
+        "--verdict",
+        "new",
+        "--count",
+        "1",
+        "--json",
+    ])
+    .stdout(std::process::Stdio::piped());
+    let mut child = Child(cmd.spawn().unwrap());
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    // Probe until the listener (subscribing in the background) reports it.
+    let mut line = None;
+    for _ in 0..20 {
+        lab.reach("pod/demo/client", "svc/demo/web", 80, Proto::Tcp);
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+            line = Some(l);
+            break;
+        }
+    }
+    let line = line.expect("no flow event within 10 s");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["kind"], "new", "{line}");
+    assert_eq!(v["proto"], "tcp", "{line}");
+    assert!(
+        v["from"].as_str().unwrap().starts_with("pod/demo/client:"),
+        "{line}"
+    );
+    assert_eq!(v["to"], "svc/demo/web:80", "{line}");
+    assert_eq!(v["via"], "pod/demo/web:8080", "{line}");
+}

@@ -343,13 +343,22 @@ impl Walker<'_> {
             self.step(&at, "send", format!("{pkt} from a process on the node"));
             pkt
         };
-        if routes::is_local(&self.w.nodes[n], pkt.dst) {
-            self.step(&at, "route", format!("{} is local", pkt.dst));
-            return End::Delivered(Target::Node(n), pkt);
-        }
-        let mut hop = match self.route(n, &pkt) {
-            Ok(h) => h,
-            Err(e) => return e,
+        // To one of its own addresses: the route is `local` (loopback),
+        // but the output hook still runs (a NodePort on the node's own
+        // address is DNATed there).
+        let to_self = routes::is_local(&self.w.nodes[n], pkt.dst);
+        let mut hop = if to_self {
+            self.step(&at, "route", format!("{} is local (dev lo)", pkt.dst));
+            Hop {
+                dev: "lo".into(),
+                gateway: None,
+                text: "local".into(),
+            }
+        } else {
+            match self.route(n, &pkt) {
+                Ok(h) => h,
+                Err(e) => return e,
+            }
         };
         let before = pkt;
         let mut mark = 0;
@@ -368,6 +377,15 @@ impl Walker<'_> {
                 Ok(h) => h,
                 Err(e) => return e,
             };
+        } else if to_self {
+            let lo = Some("lo");
+            if let Err(e) = self.hook(n, Hook::Postrouting, None, lo, ct, pkt, &mut mark) {
+                return e;
+            }
+            if let Err(e) = self.hook(n, Hook::Input, lo, None, ct, pkt, &mut mark) {
+                return e;
+            }
+            return End::Delivered(Target::Node(n), pkt);
         }
         let oif = Some(hop.dev.as_str());
         let (mut pkt, nat) = match self.hook(n, Hook::Postrouting, None, oif, ct, pkt, &mut mark) {

@@ -47,9 +47,10 @@ apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: demo}
 spec:
+  type: NodePort
   clusterIP: 10.43.0.10
   externalIPs: [192.168.2.200]
-  ports: [{port: 80, targetPort: 8080}]
+  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -316,4 +317,29 @@ fn from_outside_to_external_ip_and_unknown_names() {
     let t = run(&w, "demo/client", "demo/web-2", L4Proto::Tcp, 8080);
     let j = serde_json::to_value(&t).unwrap();
     assert_eq!(j["verdict"]["result"], "answered");
+}
+
+#[test]
+fn node_to_its_own_node_port_is_dnated_in_output() {
+    // Found by the lab property test: a local destination still passes
+    // the output hook.
+    let w = world(VXLAN, true, vec![]);
+    let t = run(&w, "demo/hostpod", "192.168.1.11", L4Proto::Tcp, 30080);
+    assert!(t.verdict.answered(), "{}", t.human());
+    assert!(has(&t, "route", "is local (dev lo)"));
+    let out = t
+        .steps
+        .iter()
+        .find(|s| s.kind == "output")
+        .expect("output hook");
+    assert!(
+        out.rules
+            .iter()
+            .any(|h| h.effect.contains("@service-nodeports")),
+        "{}",
+        t.human()
+    );
+    // Not a NodePort: delivered to the node itself, where nothing listens.
+    let t = run(&w, "demo/hostpod", "192.168.1.11", L4Proto::Tcp, 30081);
+    assert_eq!(t.verdict.word(), "refused", "{}", t.human());
 }

@@ -186,7 +186,18 @@ impl Rng {
 
 #[test]
 fn trace_verdict_equals_probe_outcome() {
-    let lab = common::up(|_| {});
+    property(|_| {}, 400);
+}
+
+#[test]
+fn trace_verdict_equals_probe_outcome_host_gw() {
+    property(|t| t.backend = strait_lab::topology::Backend::HostGw, 200);
+}
+
+/// Random cases over a lab changed by `edit`: the trace's verdict must be
+/// what a real probe sees.
+fn property(edit: impl FnOnce(&mut strait_lab::Topology), default_cases: usize) {
+    let lab = common::up(edit);
     lab.apply(WORKLOAD);
     std::thread::sleep(Duration::from_millis(800));
     let w = world(&lab);
@@ -203,7 +214,7 @@ fn trace_verdict_equals_probe_outcome() {
     let cases: usize = std::env::var("TRACE_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(400);
+        .unwrap_or(default_cases);
     let mut rng = Rng(seed);
     let froms = [
         "pod/s/a",

@@ -118,6 +118,30 @@ fn host_network_pod_to_external_ip_shows_the_output_dnat() {
     );
     let line = lab.reach("pod/s/hostpod", "192.168.2.200", 80, Proto::Tcp);
     assert!(line.starts_with("s/web"), "{line}");
+
+    // `strait trace` on the node itself, from the state its agent
+    // publishes, says the same.
+    let out = lab_debug::node_command(
+        &lab.cluster,
+        &lab.topo.name,
+        "node-1",
+        "trace",
+        std::path::Path::new(env!("CARGO_BIN_EXE_strait")),
+    )
+    .unwrap()
+    .args(["s/hostpod", "192.168.2.200", "--port", "80", "--json"])
+    .output()
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["verdict"]["result"], "answered", "{text}");
+    assert!(text.contains(&format!("dnat to {web}:8080")), "{text}");
 }
 
 const WORKLOAD: &str = "

@@ -399,6 +399,31 @@ fn nft_drift(plan: &Plan, out: &mut Vec<Finding>) -> Result<(), String> {
             Some(_) => {}
         }
     }
+    let have_elements = element_counts(&text);
+    let mut planned: Vec<(&str, usize)> = Vec::new();
+    for set in plan.nft.sets.iter().filter(|s| s.timeout.is_none()) {
+        planned.push((&set.name, set.elements.len()));
+    }
+    for set in &plan.nft.concat_sets {
+        let unique: BTreeSet<_> = set.elements.iter().collect();
+        planned.push((&set.name, unique.len()));
+    }
+    for map in &plan.nft.maps {
+        planned.push((&map.name, map.elements.len()));
+    }
+    for (name, want) in planned {
+        let have = have_elements
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, c)| *c);
+        if have != want {
+            out.push(finding(
+                "nft",
+                format!("set or map {name} holds {have} elements in the kernel, {want} in the Plan"),
+                format!("nft list set inet {table} {name} (or list map) to see them; the agent rewrites the table on its next full resync"),
+            ));
+        }
+    }
     let (_, want) = stamped(&plan.nft);
     let got = kernel_stamp().map_err(|e| e.to_string())?;
     if got.as_deref() != Some(want.as_str()) {
@@ -430,6 +455,48 @@ fn chain_rules(text: &str) -> Vec<(&str, usize)> {
             if !line.is_empty() && !line.starts_with("type ") {
                 *n += 1;
             }
+        }
+    }
+    out
+}
+
+/// (set or map, number of elements) from `nft list table` text: the
+/// comma-separated items of each `elements = { ... }` (which may span
+/// lines).
+fn element_counts(text: &str) -> Vec<(&str, usize)> {
+    let mut out = Vec::new();
+    let mut current: Option<&str> = None;
+    let mut open: Option<usize> = None;
+    for line in text.lines().map(str::trim) {
+        let name = line
+            .strip_prefix("set ")
+            .or_else(|| line.strip_prefix("map "))
+            .and_then(|l| l.strip_suffix(" {"));
+        if let Some(n) = name {
+            current = Some(n);
+            continue;
+        }
+        let Some(set) = current else { continue };
+        let body = match (open, line.strip_prefix("elements = {")) {
+            (None, Some(rest)) => {
+                open = Some(0);
+                rest
+            }
+            (Some(_), _) => line,
+            (None, None) => {
+                if line == "}" {
+                    out.push((set, 0));
+                    current = None;
+                }
+                continue;
+            }
+        };
+        let count = open.get_or_insert(0);
+        *count += body.matches(',').count();
+        if body.ends_with('}') {
+            out.push((set, *count + 1));
+            open = None;
+            current = None;
         }
     }
     out

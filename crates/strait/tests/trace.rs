@@ -363,7 +363,9 @@ fn doctor_is_silent_when_healthy_and_names_each_breakage() {
     let lab = common::up(|_| {});
     client_pod(&lab);
     lab.apply(&common::pod("demo", "far", "node-2"));
-    std::thread::sleep(Duration::from_millis(500));
+    // Services fill the maps doctor counts the elements of.
+    lab.apply(WORKLOAD);
+    std::thread::sleep(Duration::from_millis(800));
     let cni = tempfile::tempdir().unwrap();
     std::fs::write(
         cni.path().join("10-strait.conflist"),
@@ -389,6 +391,7 @@ fn doctor_is_silent_when_healthy_and_names_each_breakage() {
         &["ip", "route", "del", "10.42.2.0/24"],
         &["ip", "link", "set", "strait.vxlan", "mtu", "1400"],
         &["nft", "flush", "chain", "inet", "strait", "forward"],
+        &["nft", "flush", "set", "inet", "strait", "cluster-cidrs"],
     ] {
         lab.node_exec("node-1", argv);
     }
@@ -404,6 +407,7 @@ fn doctor_is_silent_when_healthy_and_names_each_breakage() {
         "[route] route 10.42.2.0/24 via 10.42.2.0 dev strait.vxlan onlink of the Plan is missing",
         "[mtu] strait.vxlan has MTU 1400 but the Plan says 1450",
         "[nft] chain forward holds 0 rules in the kernel, 2 in the Plan",
+        "[nft] set or map cluster-cidrs holds 0 elements in the kernel, 1 in the Plan",
         "[cni-config]",
         "00-other.conflist sorts before",
     ] {

@@ -263,10 +263,12 @@ impl Run<'_> {
             }
             Verdict::VerdictMap { key, map } => {
                 let k = self.key(key)?;
-                let found = self
-                    .table
-                    .map(map)
-                    .and_then(|m| m.elements.iter().find(|(ek, _)| *ek == k).map(|(_, d)| d));
+                let found = self.table.map(map).and_then(|m| {
+                    m.elements
+                        .iter()
+                        .find(|(ek, _)| key_matches(ek, &k))
+                        .map(|(_, d)| d)
+                });
                 let ktext = strait_plan::nft::render::key_text(&k);
                 match found {
                     Some(MapData::Verdict(ev)) => {
@@ -314,7 +316,7 @@ impl Run<'_> {
                         && ek
                             .iter()
                             .zip(&k)
-                            .all(|(a, b)| matches!(a, Key::Index(_)) || a == b)
+                            .all(|(a, b)| matches!(a, Key::Index(_)) || key_matches(&[*a], &[*b]))
                 };
                 let all: Vec<(Ipv4Addr, u16)> = m
                     .elements
@@ -323,7 +325,7 @@ impl Run<'_> {
                         if numgen.is_some() {
                             same_prefix(ek)
                         } else {
-                            *ek == k
+                            key_matches(ek, &k)
                         }
                     })
                     .filter_map(|(_, d)| match d {
@@ -331,14 +333,14 @@ impl Run<'_> {
                         MapData::Verdict(_) => None,
                     })
                     .collect();
-                let chosen =
-                    m.elements
-                        .iter()
-                        .find(|(ek, _)| *ek == k)
-                        .and_then(|(_, d)| match d {
-                            MapData::AddrPort(a, p) => Some((*a, *p)),
-                            MapData::Verdict(_) => None,
-                        });
+                let chosen = m
+                    .elements
+                    .iter()
+                    .find(|(ek, _)| key_matches(ek, &k))
+                    .and_then(|(_, d)| match d {
+                        MapData::AddrPort(a, p) => Some((*a, *p)),
+                        MapData::Verdict(_) => None,
+                    });
                 let (addr, port) = chosen?;
                 let others: Vec<(Ipv4Addr, u16)> =
                     all.into_iter().filter(|e| *e != (addr, port)).collect();
@@ -452,10 +454,20 @@ impl Run<'_> {
                     .concat_sets
                     .iter()
                     .find(|s| s.name == *set)
-                    .is_some_and(|s| s.elements.contains(&k))
+                    .is_some_and(|s| s.elements.iter().any(|e| key_matches(e, &k)))
             }
         }
     }
+}
+
+/// Whether a set or map element matches the packet's key, component by
+/// component. Exhaustive over [`Key`]: a new kind of element (a range) is
+/// a compile error here until it is given its meaning.
+fn key_matches(element: &[Key], packet: &[Key]) -> bool {
+    element.len() == packet.len()
+        && element.iter().zip(packet).all(|(e, v)| match e {
+            Key::Ipv4(_) | Key::Proto(_) | Key::Port(_) | Key::Index(_) => e == v,
+        })
 }
 
 fn dnat_text(addr: Ipv4Addr, port: Option<u16>) -> String {

@@ -489,6 +489,17 @@ impl Walker<'_> {
         if hop.dev == node.local.underlay_dev {
             return self.wire(&at, next, pkt, ct);
         }
+        // ptp mode: a host route to the pod's own veth.
+        if let Some(i) = self
+            .w
+            .pods
+            .iter()
+            .position(|p| p.ip == next && !p.host_network && p.node == node.local.name)
+        {
+            let label = self.target_label(Target::Pod(i));
+            self.step(&at, "ptp", format!("{} -> {label} eth0", hop.dev));
+            return End::Delivered(Target::Pod(i), pkt);
+        }
         End::Dropped(
             at,
             format!("leaves by {}: beyond what trace knows", hop.dev),

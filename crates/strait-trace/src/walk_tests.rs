@@ -343,3 +343,22 @@ fn node_to_its_own_node_port_is_dnated_in_output() {
     let t = run(&w, "demo/hostpod", "192.168.1.11", L4Proto::Tcp, 30081);
     assert_eq!(t.verdict.word(), "refused", "{}", t.human());
 }
+
+#[test]
+fn ptp_host_route_delivers_over_the_pods_veth() {
+    let mut w = world(VXLAN, true, vec![]);
+    // strait-cni in ptp mode: a /32 route to the pod over its host veth.
+    w.nodes[0].host_routes.push(RoutePlan {
+        dst: "10.42.1.4/32".parse().unwrap(),
+        gateway: None,
+        dev: Some("veth1234".into()),
+        onlink: false,
+    });
+    let t = run(&w, "demo/web-2", "demo/web-1", L4Proto::Tcp, 8080);
+    assert!(t.verdict.answered(), "{}", t.human());
+    assert!(
+        has(&t, "ptp", "veth1234 -> pod/demo/web-1"),
+        "{}",
+        t.human()
+    );
+}

@@ -30,15 +30,18 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-/// The node's routes that are not strait's and have a gateway (static and
-/// default routes), as trace takes them.
+/// The node's routes that are not strait's, as trace takes them: static
+/// and default routes, and ptp pods' /32 routes (connected routes trace
+/// derives from the addresses).
 fn host_routes() -> Result<Vec<RoutePlan>, String> {
     let mut nl = Netlink::open().map_err(|e| format!("netlink: {e}"))?;
     let links = link::all(&mut nl).map_err(|e| e.to_string())?;
     let routes = route::list(&mut nl).map_err(|e| e.to_string())?;
     Ok(routes
         .into_iter()
-        .filter(|r| r.protocol != strait_plan::STRAIT_ROUTE_PROTO && r.gateway.is_some())
+        .filter(|r| r.protocol != strait_plan::STRAIT_ROUTE_PROTO)
+        // Routes via a gateway, and ptp pods' host routes (/32 to a veth).
+        .filter(|r| r.gateway.is_some() || r.dst.prefix_len() == 32)
         .filter(|r| matches!(r.dst.addr(), IpAddr::V4(_)))
         .map(|r| RoutePlan {
             dst: r.dst,

@@ -125,7 +125,7 @@ pub fn lookup(node: &NodeView, dst: Ipv4Addr) -> Result<Hop, String> {
     match best {
         Some((_, hop)) => Ok(hop),
         None => Err(unresolved.unwrap_or_else(|| {
-            "nothing in the table covers it (no matching route, no default route)".to_string()
+            "nothing in the table covers it (no matching route, no default route); add one, e.g. in the agent config's nodeRoutes".to_string()
         })),
     }
 }

@@ -392,6 +392,9 @@ fn doctor_is_silent_when_healthy_and_names_each_breakage() {
         &["ip", "link", "set", "strait.vxlan", "mtu", "1400"],
         &["nft", "flush", "chain", "inet", "strait", "forward"],
         &["nft", "flush", "set", "inet", "strait", "cluster-cidrs"],
+        &["sysctl", "-qw", "net.ipv4.conf.strait0.rp_filter=1"],
+        &["sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0"],
+        &["ip", "link", "set", "eth0", "mtu", "1400"],
     ] {
         lab.node_exec("node-1", argv);
     }
@@ -408,12 +411,15 @@ fn doctor_is_silent_when_healthy_and_names_each_breakage() {
         "[mtu] strait.vxlan has MTU 1400 but the Plan says 1450",
         "[nft] chain forward holds 0 rules in the kernel, 2 in the Plan",
         "[nft] set or map cluster-cidrs holds 0 elements in the kernel, 1 in the Plan",
+        "[rp_filter] strict reverse-path filtering on strait0",
+        "[br_netfilter] bridge-nf-call-iptables is 0",
+        "[mtu] pods use MTU 1450 but eth0 has 1400",
         "[cni-config]",
         "00-other.conflist sorts before",
     ] {
         assert!(text.contains(want), "doctor does not say {want:?}:\n{text}");
     }
-    // The kernel agrees that node-1 is broken: forwarding is off.
+    // The kernel agrees that node-1 is broken.
     let p = lab.probe("pod/demo/client", "pod/demo/far", 80, Proto::Tcp);
     assert!(p.answer().is_none(), "{p}");
 }

@@ -267,12 +267,7 @@ impl Applier {
             .collect();
         // A route installed without a device comes back with the one the
         // kernel chose: compare the device only where the plan names one.
-        let same = |w: &RouteSpec, h: &RouteSpec| {
-            w.dst == h.dst
-                && w.gateway == h.gateway
-                && w.onlink == h.onlink
-                && (w.oif == 0 || w.oif == h.oif)
-        };
+        let same = same_route;
         for w in &want {
             if !have.iter().any(|h| same(w, h)) {
                 route::replace(&mut self.nl, w)?;
@@ -397,7 +392,7 @@ impl Applier {
 /// jumps to, because nft 1.0.6 neither lists table comments nor updates
 /// chain comments. (std's hasher may change between Rust releases: that
 /// costs one extra rewrite after an upgrade, nothing more.)
-fn stamped(table: &strait_plan::nft::Table) -> (String, String) {
+pub(crate) fn stamped(table: &strait_plan::nft::Table) -> (String, String) {
     use std::hash::{Hash, Hasher};
     use strait_plan::nft::{Chain, Rule, Verdict};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -452,13 +447,23 @@ fn incremental_summary(table: &str, diff: &str) -> String {
     text
 }
 
-fn kernel_stamp() -> Result<Option<String>, ApplyError> {
+pub(crate) fn kernel_stamp() -> Result<Option<String>, ApplyError> {
     let listed = nft::list_table("inet", strait_plan::NFT_TABLE)?;
     Ok(listed.and_then(|t| {
         let at = t.find("comment \"strait:")?;
         let rest = &t[at + "comment \"".len()..];
         rest.split('"').next().map(str::to_owned)
     }))
+}
+
+/// Whether the kernel's route `h` is the wanted `w` (a route installed
+/// without a device comes back with the one the kernel chose: the device
+/// counts only where `w` names one).
+pub(crate) fn same_route(w: &RouteSpec, h: &RouteSpec) -> bool {
+    w.dst == h.dst
+        && w.gateway == h.gateway
+        && w.onlink == h.onlink
+        && (w.oif == 0 || w.oif == h.oif)
 }
 
 fn is_link_local(ip: IpAddr) -> bool {

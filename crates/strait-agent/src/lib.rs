@@ -8,6 +8,8 @@
 pub mod apply;
 pub mod cni_conf;
 pub mod discover;
+pub mod doctor;
+pub mod flows;
 pub mod health_check;
 pub mod http;
 pub mod metrics;
@@ -16,4 +18,5 @@ pub mod readiness;
 pub mod run;
 pub mod source;
 pub mod stale_flows;
+pub mod trace_state;
 pub mod watch;

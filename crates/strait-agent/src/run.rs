@@ -164,6 +164,7 @@ fn sync_snapshot(
         for w in &plan.warnings {
             log(format!("warning: {w}"));
         }
+        crate::trace_state::publish(&opts.node_file, cfg, &local, snap);
         *compiled = Some((local, plan));
     }
     let Some((_, plan)) = compiled.as_ref() else {

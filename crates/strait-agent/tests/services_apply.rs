@@ -20,6 +20,9 @@ fn options(dir: &Path) -> Options {
         interval: Duration::from_secs(1),
         resync: Duration::from_secs(30),
         once: true,
+        kube: None,
+        cluster_cidr: None,
+        cni: None,
     }
 }
 

@@ -68,6 +68,12 @@ pub enum LabCmd {
     },
     /// Up with the default topology, apply a sample workload, check.
     Demo,
+    /// Explain a packet's path from FROM to TO over the nodes' Plans (docs/trace.md).
+    Trace(crate::lab_debug::TraceArgs),
+    /// Run `strait doctor` in node NODE (docs/trace.md).
+    Doctor(crate::lab_debug::LabDoctorArgs),
+    /// Run `strait flows` in node NODE (docs/trace.md).
+    Flows(crate::lab_debug::LabFlowsArgs),
     /// (internal) The echo server lab pods and hosts run.
     #[command(hide = true)]
     Serve {
@@ -257,6 +263,9 @@ pub fn run(lab: &str, cmd: LabCmd) -> Result<i32, String> {
             parallel,
         } => check(lab, file, Duration::from_millis(timeout_ms), parallel),
         LabCmd::Demo => demo(),
+        LabCmd::Trace(a) => crate::lab_debug::trace(&cluster()?, lab, &a),
+        LabCmd::Doctor(a) => crate::lab_debug::doctor(&cluster()?, lab, &a),
+        LabCmd::Flows(a) => crate::lab_debug::flows(&cluster()?, lab, &a),
     }
 }
 

@@ -3,6 +3,8 @@
 mod bench;
 mod demo;
 mod lab;
+mod lab_debug;
+mod node_debug;
 mod plugins;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +38,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: lab::LabCmd,
     },
+    /// Explain a packet's path from FROM to TO over the nodes' Plans (docs/trace.md).
+    Trace(node_debug::NodeTraceArgs),
+    /// Check this node against its Plan and strait's needs; exit 1 on a problem.
+    Doctor(node_debug::DoctorArgs),
+    /// Live connection events on this node, with pod names (docs/trace.md).
+    Flows(node_debug::FlowsArgs),
     /// Benchmarks against the named peer, in one run.
     Bench {
         #[command(subcommand)]
@@ -126,11 +134,25 @@ fn agent(a: AgentArgs) -> Result<(), String> {
     }
 }
 
+/// An exit code chosen by the command, or failure with its message.
+fn exit(r: Result<i32, String>) -> ExitCode {
+    match r {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("strait: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Demo { cni_bin_dir } => demo::run(cni_bin_dir),
         Cmd::Agent(args) => agent(args),
+        Cmd::Trace(a) => return exit(node_debug::trace(&a)),
+        Cmd::Doctor(a) => return exit(node_debug::doctor(&a)),
+        Cmd::Flows(a) => return exit(node_debug::flows(&a)),
         Cmd::Lab { lab, cmd } => {
             // Lab commands choose their own exit codes (probe: 0, 1, 2).
             return match lab::run(&lab, cmd) {

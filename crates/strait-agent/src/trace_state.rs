@@ -1,0 +1,127 @@
+//! What `strait trace` and `strait doctor` read on a node: after every
+//! compile, the agent publishes its inputs in `<node file's dir>/state/`
+//! (`/run/strait/state/` by default), each file written atomically:
+//!
+//! - `config.json`: the agent config in force.
+//! - `local-node.json`: this node's [`LocalNode`] (underlay address,
+//!   prefix, device, MTU).
+//! - `snapshot.yaml`: the cluster snapshot, one JSON document per object,
+//!   separated by `---` (readable by `strait_model::parse_manifests`).
+//!
+//! The tools compile any node's Plan from these with `strait_plan::compile`
+//! (peers' LocalNodes derived from their Node objects). Failing to write is
+//! logged by the caller and never fails a sync.
+
+use crate::node_file::write_if_changed;
+use std::path::{Path, PathBuf};
+use strait_model::{AgentConfig, Object, Snapshot};
+use strait_plan::LocalNode;
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const LOCAL_NODE_FILE: &str = "local-node.json";
+pub const SNAPSHOT_FILE: &str = "snapshot.yaml";
+
+/// The state directory beside the node file.
+pub fn dir_for(node_file: &Path) -> PathBuf {
+    node_file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join("state")
+}
+
+fn object_json(o: &Object) -> serde_json::Result<String> {
+    match o {
+        Object::Namespace(x) => serde_json::to_string(x),
+        Object::Node(x) => serde_json::to_string(x),
+        Object::Pod(x) => serde_json::to_string(x),
+        Object::Service(x) => serde_json::to_string(x),
+        Object::EndpointSlice(x) => serde_json::to_string(x),
+        Object::NetworkPolicy(x) => serde_json::to_string(x),
+    }
+}
+
+/// Writes the three files into `dir`.
+pub fn write(
+    dir: &Path,
+    cfg: &AgentConfig,
+    local: &LocalNode,
+    snap: &Snapshot,
+) -> Result<(), String> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| format!("{}/{what}: {e}", dir.display());
+    let cfg_text = serde_json::to_string_pretty(cfg).map_err(|e| fail(CONFIG_FILE, &e))?;
+    let local_text = serde_json::to_string_pretty(local).map_err(|e| fail(LOCAL_NODE_FILE, &e))?;
+    let mut snap_text = String::new();
+    for o in snap.objects() {
+        snap_text.push_str("---\n");
+        snap_text.push_str(&object_json(&o).map_err(|e| fail(SNAPSHOT_FILE, &e))?);
+        snap_text.push('\n');
+    }
+    for (name, text) in [
+        (CONFIG_FILE, cfg_text),
+        (LOCAL_NODE_FILE, local_text),
+        (SNAPSHOT_FILE, snap_text),
+    ] {
+        write_if_changed(&dir.join(name), &text).map_err(|e| fail(name, &e))?;
+    }
+    Ok(())
+}
+
+/// [`write`] into [`dir_for`]`(node_file)`; a failure is logged, not
+/// returned (the sync goes on).
+pub fn publish(node_file: &Path, cfg: &AgentConfig, local: &LocalNode, snap: &Snapshot) {
+    if let Err(e) = write(&dir_for(node_file), cfg, local, snap) {
+        eprintln!("strait-agent: trace state not written: {e}");
+    }
+}
+
+/// What [`write`] wrote, read back.
+pub fn read(dir: &Path) -> Result<(AgentConfig, LocalNode, Snapshot), String> {
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name)).map_err(|e| {
+            format!(
+                "{}/{name}: {e} (is the agent running on this node? it writes this after every sync)",
+                dir.display()
+            )
+        })
+    };
+    let cfg: AgentConfig = serde_json::from_str(&read(CONFIG_FILE)?)
+        .map_err(|e| format!("{}/{CONFIG_FILE}: {e}", dir.display()))?;
+    cfg.validate()
+        .map_err(|e| format!("{}/{CONFIG_FILE}: {e}", dir.display()))?;
+    let local: LocalNode = serde_json::from_str(&read(LOCAL_NODE_FILE)?)
+        .map_err(|e| format!("{}/{LOCAL_NODE_FILE}: {e}", dir.display()))?;
+    let objects = strait_model::parse_manifests(&read(SNAPSHOT_FILE)?, SNAPSHOT_FILE)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok((cfg, local, Snapshot::from_objects(objects)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = AgentConfig::from_yaml("clusterCIDR: 10.42.0.0/16\nserviceCIDR: 10.43.0.0/16\nnonMasqueradeCIDRs: [192.168.2.0/24]\n").unwrap();
+        let local = LocalNode {
+            name: "node-1".into(),
+            underlay_ip: "192.168.1.11".parse().unwrap(),
+            underlay_prefix: 24,
+            underlay_dev: "eth0".into(),
+            underlay_mtu: 1500,
+        };
+        let snap = Snapshot::from_objects(
+            strait_model::parse_manifests(
+                "apiVersion: v1\nkind: Node\nmetadata: {name: node-1}\nspec: {podCIDR: 10.42.1.0/24}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: demo}\nspec: {clusterIP: 10.43.0.10, ports: [{port: 80}]}\n",
+                "t",
+            )
+            .unwrap(),
+        );
+        write(dir.path(), &cfg, &local, &snap).unwrap();
+        let (c, l, s) = read(dir.path()).unwrap();
+        assert_eq!((c, l, s), (cfg, local, snap));
+        let err = read(&dir.path().join("nope")).unwrap_err();
+        assert!(err.contains("is the agent running"), "{err}");
+    }
+}

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use strait_model::Kind;
+use strait_model::{Kind, Object};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
@@ -53,6 +53,9 @@ struct State {
     listening: bool,
     watches_opened: u64,
     open_watches: usize,
+    /// Per open watch: the resourceVersion up to which it has written
+    /// (and flushed) events.
+    positions: BTreeMap<u64, u64>,
     requests: Vec<String>,
 }
 
@@ -96,6 +99,17 @@ impl FakeApi {
             .unwrap_or_else(|e| panic!("fake API: bind {ip}: {e}"));
         let addr = std_listener.local_addr().expect("local_addr");
         drop(std_listener);
+        FakeApi::start_at(addr)
+    }
+
+    /// Starts serving on `addr` if it can be bound now (in the calling
+    /// thread's network namespace).
+    pub fn try_start_at(addr: SocketAddr) -> Result<FakeApi, String> {
+        drop(std::net::TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?);
+        Ok(FakeApi::start_at(addr))
+    }
+
+    fn start_at(addr: SocketAddr) -> FakeApi {
         let state = Arc::new(Mutex::new(State {
             up: true,
             ..State::default()
@@ -190,6 +204,56 @@ impl FakeApi {
         self.changed();
     }
 
+    /// Makes the served objects equal `snap`'s: applies what is new or
+    /// different, deletes what is gone (each as a watch event). The lab's
+    /// Kubernetes-mode variant mirrors its manifest directory this way.
+    pub fn mirror(&self, snap: &strait_model::Snapshot) {
+        let mut wanted = BTreeMap::new();
+        for o in snap.objects() {
+            let value = match &o {
+                Object::Namespace(x) => serde_json::to_value(x),
+                Object::Node(x) => serde_json::to_value(x),
+                Object::Pod(x) => serde_json::to_value(x),
+                Object::Service(x) => serde_json::to_value(x),
+                Object::EndpointSlice(x) => serde_json::to_value(x),
+                Object::NetworkPolicy(x) => serde_json::to_value(x),
+            };
+            let Ok(value) = value else { continue };
+            if let Ok(key) = key_of(&value) {
+                wanted.insert(key, value);
+            }
+        }
+        let (stale, changed) = {
+            let s = self.lock();
+            let stale: Vec<_> = s
+                .objects
+                .keys()
+                .filter(|k| !wanted.contains_key(*k))
+                .cloned()
+                .collect();
+            let changed: Vec<Value> = wanted
+                .iter()
+                .filter(|(k, v)| {
+                    s.objects.get(*k).is_none_or(|old| {
+                        let mut old = old.clone();
+                        if let Some(m) = old["metadata"].as_object_mut() {
+                            m.remove("resourceVersion");
+                        }
+                        old != **v
+                    })
+                })
+                .map(|(_, v)| v.clone())
+                .collect();
+            (stale, changed)
+        };
+        for (kind, ns, name) in stale {
+            self.delete(kind, &ns, &name);
+        }
+        for v in changed {
+            self.apply(v);
+        }
+    }
+
     /// Deletes an object; watches get DELETED. Returns whether it existed.
     pub fn delete(&self, kind: Kind, namespace: &str, name: &str) -> bool {
         self.remove(kind, namespace, name, true)
@@ -262,6 +326,24 @@ impl FakeApi {
         self.lock().requests.clone()
     }
 
+    /// Waits until every open watch has written every event made so far
+    /// (or `timeout` passed); true if they have.
+    pub fn wait_delivered(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            {
+                let s = self.lock();
+                if s.positions.values().all(|p| *p >= s.rv) {
+                    return true;
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
     /// Watches streaming right now.
     pub fn open_watches(&self) -> usize {
         self.lock().open_watches
@@ -326,6 +408,7 @@ async fn serve(addr: SocketAddr, state: Arc<Mutex<State>>, mut bumps: watch::Rec
         while conns.join_next().await.is_some() {}
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         s.open_watches = 0;
+        s.positions.clear();
         s.listening = false;
     }
 }
@@ -423,7 +506,9 @@ async fn connection(
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         s.watches_opened += 1;
         s.open_watches += 1;
-        (s.watches_opened, s.bookmarks)
+        let me = s.watches_opened;
+        s.positions.insert(me, from);
+        (me, s.bookmarks)
     };
     let result = async {
         stream
@@ -455,6 +540,14 @@ async fn connection(
             for e in &events {
                 chunk(&mut stream, e).await?;
             }
+            if let Some(p) = state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .positions
+                .get_mut(&me)
+            {
+                *p = from;
+            }
             if let (Some(rv), true) = (bookmark, bookmarks_wanted) {
                 let mark = json!({"type": "BOOKMARK", "object": {
                     "kind": kind.as_str(), "apiVersion": kind.api_version(),
@@ -473,5 +566,6 @@ async fn connection(
     .await;
     let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
     s.open_watches = s.open_watches.saturating_sub(1);
+    s.positions.remove(&me);
     result
 }

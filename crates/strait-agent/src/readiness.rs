@@ -33,7 +33,7 @@ fn set(opts: &Options, metrics: &Metrics, why_not: Option<String>) {
             if metrics.is_ready() {
                 log(format!("node {}: not ready: {why}", opts.node_name));
             }
-            metrics.set_ready(false);
+            metrics.set_not_ready(&why);
         }
     }
 }

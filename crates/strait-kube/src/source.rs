@@ -219,14 +219,16 @@ where
                 Some(Ok(Event::Delete(o))) => {
                     shared.delete(kind, o.namespace().as_deref(), &o.name_any())
                 }
-                Some(Err(e)) => break e,
-                None => break watcher::Error::NoResourceVersion,
+                Some(Err(e)) => break Some(e),
+                // kube's watcher never ends; if it did, start over.
+                None => break None,
             }
         };
-        if is_gone(&error) {
+        if error.as_ref().is_some_and(is_gone) {
             continue;
         }
-        shared.failed(kind, error.to_string());
+        let message = error.map_or_else(|| "watch stream ended".into(), |e| e.to_string());
+        shared.failed(kind, message);
         let wait = backoff.next().unwrap_or(Duration::from_secs(30));
         tokio::time::sleep(wait).await;
     }

@@ -186,13 +186,14 @@ async fn watch_all(client: Client, shared: Arc<Shared>) {
     );
 }
 
-/// Whether a watcher error is the API's "your resourceVersion is too old"
-/// (410 Gone): routine after etcd compaction, answered by a relist at once.
+/// Whether a watcher error is a watch's "your resourceVersion is too old"
+/// (410 Gone): routine after etcd compaction, answered by a relist at once
+/// (a list itself never asks for an old version, so a 410 there is an
+/// error like any other and waits for the backoff).
 fn is_gone(e: &watcher::Error) -> bool {
     match e {
         watcher::Error::WatchError(s) => s.code == 410,
-        watcher::Error::InitialListFailed(kube::Error::Api(s))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        watcher::Error::WatchStartFailed(kube::Error::Api(s))
         | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code == 410,
         _ => false,
     }

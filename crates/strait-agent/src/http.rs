@@ -31,7 +31,7 @@ fn answer(mut conn: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
         "/readyz" if metrics.is_ready() => ("200 OK", "ready\n".to_owned()),
         "/readyz" => (
             "503 Service Unavailable",
-            "not ready: no successful sync yet\n".to_owned(),
+            format!("not ready: {}\n", metrics.not_ready_reason()),
         ),
         "/metrics" => ("200 OK", metrics.render()),
         _ => (
@@ -67,6 +67,10 @@ mod tests {
         assert!(get(addr, "/readyz").starts_with("HTTP/1.1 503"));
         m.set_ready(true);
         assert!(get(addr, "/readyz").starts_with("HTTP/1.1 200"));
+        m.set_not_ready("Node: watch failed");
+        let answer = get(addr, "/readyz");
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains("not ready: Node: watch failed"), "{answer}");
         assert!(get(addr, "/metrics").contains("strait_agent_syncs_total"));
         assert!(get(addr, "/nope").starts_with("HTTP/1.1 404"));
     }

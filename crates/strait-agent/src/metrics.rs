@@ -24,6 +24,8 @@ pub struct Metrics {
     pub sync_seconds: Histogram,
     pub owned: Family<KindLabel, Gauge>,
     pub ready: AtomicBool,
+    /// Why not ready, for /readyz (empty: no successful sync yet).
+    not_ready: std::sync::Mutex<String>,
 }
 
 impl Metrics {
@@ -56,6 +58,7 @@ impl Metrics {
             sync_seconds,
             owned,
             ready: AtomicBool::new(false),
+            not_ready: std::sync::Mutex::new(String::new()),
         })
     }
 
@@ -71,6 +74,22 @@ impl Metrics {
 
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Not ready, and why (shown by /readyz).
+    pub fn set_not_ready(&self, why: &str) {
+        self.ready.store(false, Ordering::Relaxed);
+        *self.not_ready.lock().unwrap_or_else(|p| p.into_inner()) = why.to_string();
+    }
+
+    /// Why not ready, as /readyz says it.
+    pub fn not_ready_reason(&self) -> String {
+        let why = self.not_ready.lock().unwrap_or_else(|p| p.into_inner());
+        if why.is_empty() {
+            "no successful sync yet".into()
+        } else {
+            why.clone()
+        }
     }
 
     pub fn render(&self) -> String {

@@ -19,7 +19,13 @@ fn set(opts: &Options, metrics: &Metrics, why_not: Option<String>) {
     match why_not {
         None => {
             if !metrics.is_ready() {
-                log(format!("node {}: synced, ready", opts.node_name));
+                let first = metrics.syncs.get() <= 1;
+                let what = if first {
+                    "first sync done"
+                } else {
+                    "synced again"
+                };
+                log(format!("node {}: {what}, ready", opts.node_name));
             }
             metrics.set_ready(true);
         }
@@ -27,7 +33,7 @@ fn set(opts: &Options, metrics: &Metrics, why_not: Option<String>) {
             if metrics.is_ready() {
                 log(format!("node {}: not ready: {why}", opts.node_name));
             }
-            metrics.set_ready(false);
+            metrics.set_not_ready(&why);
         }
     }
 }

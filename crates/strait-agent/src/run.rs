@@ -194,6 +194,12 @@ fn config_stamp(path: &Path) -> Option<(u64, Option<SystemTime>)> {
 pub fn run(opts: Options) -> Result<(), String> {
     let mut cfg = load_options_config(&opts)?;
     let mut cfg_stamp = config_stamp(&opts.config);
+    let mut source = Source::open(&opts)?;
+    log(format!(
+        "node {}: reading {}",
+        opts.node_name,
+        source.describe()
+    ));
     let metrics = Metrics::new();
     let bound = crate::http::serve(opts.listen, metrics.clone())
         .map_err(|e| format!("--listen {}: {e}", opts.listen))?;
@@ -203,12 +209,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     ));
     let mut applier = Applier::new(&opts.node_file).map_err(|e| e.to_string())?;
     let mut nl = strait_kernel::Netlink::open().map_err(|e| format!("netlink: {e}"))?;
-    let mut source = Source::open(&opts)?;
-    log(format!(
-        "node {}: reading {}",
-        opts.node_name,
-        source.describe()
-    ));
+    source.wait_first_list(log);
     let mut cache = Cache::default();
     let mut health_checks = crate::health_check::HealthChecks::default();
     let mut udp_before: Option<crate::stale_flows::UdpEndpoints> = None;

@@ -164,6 +164,28 @@ impl Source {
         }
     }
 
+    /// Kubernetes mode: blocks until every kind has been listed once, so
+    /// the first sync sees the whole cluster (`/readyz` says 503 meanwhile
+    /// and nothing is touched); says so every 10 s while it waits.
+    pub fn wait_first_list(&mut self, log: impl Fn(String)) {
+        let Source::Kube { source, .. } = self else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let mut next = Duration::from_secs(10);
+        while source.snapshot().is_none() {
+            source.wait(source.generation(), Duration::from_millis(200));
+            if started.elapsed() >= next {
+                next += Duration::from_secs(10);
+                log(format!(
+                    "still waiting for the first full list from {}: {}",
+                    source.server(),
+                    source.status().problems.join("; ")
+                ));
+            }
+        }
+    }
+
     /// Sleeps up to `timeout`, less if the source changes.
     pub fn wait(&mut self, timeout: Duration) {
         match self {

@@ -186,13 +186,14 @@ async fn watch_all(client: Client, shared: Arc<Shared>) {
     );
 }
 
-/// Whether a watcher error is the API's "your resourceVersion is too old"
-/// (410 Gone): routine after etcd compaction, answered by a relist at once.
+/// Whether a watcher error is a watch's "your resourceVersion is too old"
+/// (410 Gone): routine after etcd compaction, answered by a relist at once
+/// (a list itself never asks for an old version, so a 410 there is an
+/// error like any other and waits for the backoff).
 fn is_gone(e: &watcher::Error) -> bool {
     match e {
         watcher::Error::WatchError(s) => s.code == 410,
-        watcher::Error::InitialListFailed(kube::Error::Api(s))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        watcher::Error::WatchStartFailed(kube::Error::Api(s))
         | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code == 410,
         _ => false,
     }
@@ -219,14 +220,16 @@ where
                 Some(Ok(Event::Delete(o))) => {
                     shared.delete(kind, o.namespace().as_deref(), &o.name_any())
                 }
-                Some(Err(e)) => break e,
-                None => break watcher::Error::NoResourceVersion,
+                Some(Err(e)) => break Some(e),
+                // kube's watcher never ends; if it did, start over.
+                None => break None,
             }
         };
-        if is_gone(&error) {
+        if error.as_ref().is_some_and(is_gone) {
             continue;
         }
-        shared.failed(kind, error.to_string());
+        let message = error.map_or_else(|| "watch stream ended".into(), |e| e.to_string());
+        shared.failed(kind, message);
         let wait = backoff.next().unwrap_or(Duration::from_secs(30));
         tokio::time::sleep(wait).await;
     }

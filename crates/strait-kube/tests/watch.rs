@@ -321,3 +321,30 @@ fn the_source_only_lists_and_watches_what_rbac_declares() {
         assert!(declared.contains(&path), "undeclared request {r}");
     }
 }
+
+#[test]
+fn mirroring_a_snapshot_twice_changes_nothing_the_second_time() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cluster.yaml"), CLUSTER).unwrap();
+    let snap = ManifestStore::load(dir.path()).unwrap();
+    let api = FakeApi::start();
+    api.mirror(&snap);
+    let src = start(&api);
+    assert_eq!(without_versions(ready_snapshot(&src)), snap);
+    let generation = src.generation();
+    api.mirror(&snap);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        src.generation(),
+        generation,
+        "an unchanged mirror sent events"
+    );
+    let mut smaller = snap.clone();
+    smaller
+        .pods
+        .retain(|p| p.metadata.name.as_deref() != Some("web-2"));
+    api.mirror(&smaller);
+    wait_for("the mirrored delete", || {
+        (src.snapshot()?.1.pods.len() == 1).then_some(())
+    });
+}

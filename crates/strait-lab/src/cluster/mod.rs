@@ -53,6 +53,10 @@ pub struct Cluster {
     pub fabric: Fabric,
     pub paths: LabPaths,
     pub bins: Binaries,
+    /// Agents read the Kubernetes API through this kubeconfig instead of
+    /// the manifest directory (the lab's Kubernetes-mode variant: an API
+    /// server mirroring the manifest directory must serve it).
+    pub kubeconfig: Option<PathBuf>,
 }
 
 fn err(msg: impl Into<String>) -> LabError {
@@ -65,6 +69,7 @@ impl Cluster {
             fabric: Fabric::new(paths.clone()),
             paths,
             bins,
+            kubeconfig: None,
         }
     }
 
@@ -148,20 +153,40 @@ impl Cluster {
         let dir = self.node_dir(lab, node);
         std::fs::create_dir_all(&dir).map_err(LabError::io("create", &dir))?;
         let netns = topo.netns(NsKind::Node, node);
+        let source = match &self.kubeconfig {
+            // Kubernetes mode; the conflist goes to the node's directory,
+            // never the machine's /etc/cni/net.d.
+            Some(kubeconfig) => vec![
+                "--kubeconfig".into(),
+                kubeconfig.display().to_string(),
+                "--cni-conf-dir".into(),
+                dir.join("net.d").display().to_string(),
+                "--cni-bin-dir".into(),
+                self.bins.cni_dir.display().to_string(),
+            ],
+            None => vec![
+                "--manifests".into(),
+                self.manifests(lab).display().to_string(),
+            ],
+        };
         let args = [
-            self.bins.strait.display().to_string(),
-            "agent".into(),
-            "--config".into(),
-            self.dir(lab).join("agent.yaml").display().to_string(),
-            "--manifests".into(),
-            self.manifests(lab).display().to_string(),
-            "--node-name".into(),
-            node.into(),
-            "--listen".into(),
-            format!("127.0.0.1:{AGENT_PORT}"),
-            "--node-file".into(),
-            dir.join("node.json").display().to_string(),
-        ];
+            vec![
+                self.bins.strait.display().to_string(),
+                "agent".into(),
+                "--config".into(),
+                self.dir(lab).join("agent.yaml").display().to_string(),
+            ],
+            source,
+            vec![
+                "--node-name".into(),
+                node.into(),
+                "--listen".into(),
+                format!("127.0.0.1:{AGENT_PORT}"),
+                "--node-file".into(),
+                dir.join("node.json").display().to_string(),
+            ],
+        ]
+        .concat();
         spawn_detached(&netns, &args, &dir.join("agent.log"))
     }
 

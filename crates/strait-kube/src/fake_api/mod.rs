@@ -13,10 +13,11 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use strait_model::Kind;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use strait_model::{Kind, Object};
 use tokio::sync::watch;
+
+mod wire;
+use wire::serve;
 
 /// The collection URL of a kind (cluster-wide, as the watchers use them).
 pub fn collection(kind: Kind) -> &'static str {
@@ -53,6 +54,9 @@ struct State {
     listening: bool,
     watches_opened: u64,
     open_watches: usize,
+    /// Per open watch: the resourceVersion up to which it has written
+    /// (and flushed) events.
+    positions: BTreeMap<u64, u64>,
     requests: Vec<String>,
 }
 
@@ -96,6 +100,17 @@ impl FakeApi {
             .unwrap_or_else(|e| panic!("fake API: bind {ip}: {e}"));
         let addr = std_listener.local_addr().expect("local_addr");
         drop(std_listener);
+        FakeApi::start_at(addr)
+    }
+
+    /// Starts serving on `addr` if it can be bound now (in the calling
+    /// thread's network namespace).
+    pub fn try_start_at(addr: SocketAddr) -> Result<FakeApi, String> {
+        drop(std::net::TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?);
+        Ok(FakeApi::start_at(addr))
+    }
+
+    fn start_at(addr: SocketAddr) -> FakeApi {
         let state = Arc::new(Mutex::new(State {
             up: true,
             ..State::default()
@@ -190,6 +205,56 @@ impl FakeApi {
         self.changed();
     }
 
+    /// Makes the served objects equal `snap`'s: applies what is new or
+    /// different, deletes what is gone (each as a watch event). The lab's
+    /// Kubernetes-mode variant mirrors its manifest directory this way.
+    pub fn mirror(&self, snap: &strait_model::Snapshot) {
+        let mut wanted = BTreeMap::new();
+        for o in snap.objects() {
+            let value = match &o {
+                Object::Namespace(x) => serde_json::to_value(x),
+                Object::Node(x) => serde_json::to_value(x),
+                Object::Pod(x) => serde_json::to_value(x),
+                Object::Service(x) => serde_json::to_value(x),
+                Object::EndpointSlice(x) => serde_json::to_value(x),
+                Object::NetworkPolicy(x) => serde_json::to_value(x),
+            };
+            let Ok(value) = value else { continue };
+            if let Ok(key) = key_of(&value) {
+                wanted.insert(key, value);
+            }
+        }
+        let (stale, changed) = {
+            let s = self.lock();
+            let stale: Vec<_> = s
+                .objects
+                .keys()
+                .filter(|k| !wanted.contains_key(*k))
+                .cloned()
+                .collect();
+            let changed: Vec<Value> = wanted
+                .iter()
+                .filter(|(k, v)| {
+                    s.objects.get(*k).is_none_or(|old| {
+                        let mut old = old.clone();
+                        if let Some(m) = old["metadata"].as_object_mut() {
+                            m.remove("resourceVersion");
+                        }
+                        old != **v
+                    })
+                })
+                .map(|(_, v)| v.clone())
+                .collect();
+            (stale, changed)
+        };
+        for (kind, ns, name) in stale {
+            self.delete(kind, &ns, &name);
+        }
+        for v in changed {
+            self.apply(v);
+        }
+    }
+
     /// Deletes an object; watches get DELETED. Returns whether it existed.
     pub fn delete(&self, kind: Kind, namespace: &str, name: &str) -> bool {
         self.remove(kind, namespace, name, true)
@@ -262,6 +327,24 @@ impl FakeApi {
         self.lock().requests.clone()
     }
 
+    /// Waits until every open watch has written every event made so far
+    /// (or `timeout` passed); true if they have.
+    pub fn wait_delivered(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            {
+                let s = self.lock();
+                if s.positions.values().all(|p| *p >= s.rv) {
+                    return true;
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
     /// Watches streaming right now.
     pub fn open_watches(&self) -> usize {
         self.lock().open_watches
@@ -290,188 +373,4 @@ impl Drop for FakeApi {
             let _ = t.join();
         }
     }
-}
-
-async fn serve(addr: SocketAddr, state: Arc<Mutex<State>>, mut bumps: watch::Receiver<u64>) {
-    let is_up = |s: &Arc<Mutex<State>>| s.lock().unwrap_or_else(|p| p.into_inner()).up;
-    loop {
-        if !is_up(&state) {
-            if bumps.changed().await.is_err() {
-                return;
-            }
-            continue;
-        }
-        let socket = TcpSocket::new_v4().expect("socket");
-        socket.set_reuseaddr(true).expect("SO_REUSEADDR");
-        socket.bind(addr).expect("bind the fake API's port again");
-        let listener = socket.listen(64).expect("listen");
-        state.lock().unwrap_or_else(|p| p.into_inner()).listening = true;
-        let mut conns = tokio::task::JoinSet::new();
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    if let Ok((stream, _)) = accepted {
-                        conns.spawn(connection(stream, state.clone(), bumps.clone()));
-                    }
-                }
-                changed = bumps.changed() => {
-                    if changed.is_err() { return; }
-                    if !is_up(&state) { break; }
-                }
-            }
-        }
-        // Down: refuse new connections and cut the open ones mid-stream.
-        drop(listener);
-        conns.abort_all();
-        while conns.join_next().await.is_some() {}
-        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-        s.open_watches = 0;
-        s.listening = false;
-    }
-}
-
-fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-fn status(code: u16, reason: &str, message: &str) -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
-           "status": "Failure", "message": message, "reason": reason, "code": code})
-}
-
-async fn respond(stream: &mut TcpStream, code: u16, body: &Value) -> std::io::Result<()> {
-    let body = body.to_string();
-    let head = format!(
-        "HTTP/1.1 {code} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        if code == 200 { "OK" } else { "Error" },
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
-}
-
-async fn chunk(stream: &mut TcpStream, event: &Value) -> std::io::Result<()> {
-    let line = format!("{event}\n");
-    stream
-        .write_all(format!("{:x}\r\n{line}\r\n", line.len()).as_bytes())
-        .await?;
-    stream.flush().await
-}
-
-async fn connection(
-    mut stream: TcpStream,
-    state: Arc<Mutex<State>>,
-    mut bumps: watch::Receiver<u64>,
-) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    let mut tmp = [0u8; 4096];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut tmp).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&tmp[..n]);
-    }
-    let head = String::from_utf8_lossy(&buf).into_owned();
-    let line = head.lines().next().unwrap_or_default().to_string();
-    let target = line.split(' ').nth(1).unwrap_or("/").to_string();
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let lock = |s: &Arc<Mutex<State>>| {
-        s.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .requests
-            .push(line.clone())
-    };
-    lock(&state);
-    let Some(kind) = Kind::ALL.into_iter().find(|k| collection(*k) == path) else {
-        let msg = format!("the server could not find the requested resource ({path})");
-        return respond(&mut stream, 404, &status(404, "NotFound", &msg)).await;
-    };
-    let watching = matches!(query_param(query, "watch"), Some("true" | "1"));
-    if !watching {
-        let body = {
-            let s = state.lock().unwrap_or_else(|p| p.into_inner());
-            let items: Vec<Value> = s
-                .objects
-                .iter()
-                .filter(|((k, _, _), _)| *k == kind)
-                .map(|(_, o)| {
-                    // List items carry no kind/apiVersion on the wire.
-                    let mut o = o.clone();
-                    if let Some(m) = o.as_object_mut() {
-                        m.remove("kind");
-                        m.remove("apiVersion");
-                    }
-                    o
-                })
-                .collect();
-            json!({"kind": format!("{}List", kind.as_str()), "apiVersion": kind.api_version(),
-                   "metadata": {"resourceVersion": s.rv.to_string()}, "items": items})
-        };
-        return respond(&mut stream, 200, &body).await;
-    }
-    let mut from: u64 = query_param(query, "resourceVersion")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let bookmarks_wanted = query_param(query, "allowWatchBookmarks") == Some("true");
-    let (me, mut bookmarks_seen) = {
-        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-        s.watches_opened += 1;
-        s.open_watches += 1;
-        (s.watches_opened, s.bookmarks)
-    };
-    let result = async {
-        stream
-            .write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-            )
-            .await?;
-        loop {
-            let (events, expired, ended, bookmark) = {
-                let s = state.lock().unwrap_or_else(|p| p.into_inner());
-                let events: Vec<Value> = s
-                    .events
-                    .iter()
-                    .filter(|e| e.kind == kind && e.rv > from)
-                    .map(|e| json!({"type": e.kind_of_event, "object": e.object}))
-                    .collect();
-                from = s.rv;
-                let bookmark = (s.bookmarks != bookmarks_seen).then(|| s.rv);
-                bookmarks_seen = s.bookmarks;
-                (events, s.expired >= me, s.ended >= me, bookmark)
-            };
-            if expired {
-                let msg = format!("too old resource version: {from}");
-                let gone = json!({"type": "ERROR", "object": status(410, "Expired", &msg)});
-                chunk(&mut stream, &gone).await?;
-                stream.write_all(b"0\r\n\r\n").await?;
-                return stream.shutdown().await;
-            }
-            for e in &events {
-                chunk(&mut stream, e).await?;
-            }
-            if let (Some(rv), true) = (bookmark, bookmarks_wanted) {
-                let mark = json!({"type": "BOOKMARK", "object": {
-                    "kind": kind.as_str(), "apiVersion": kind.api_version(),
-                    "metadata": {"resourceVersion": rv.to_string()}}});
-                chunk(&mut stream, &mark).await?;
-            }
-            if ended {
-                stream.write_all(b"0\r\n\r\n").await?;
-                return stream.shutdown().await;
-            }
-            if bumps.changed().await.is_err() {
-                return Ok(());
-            }
-        }
-    }
-    .await;
-    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-    s.open_watches = s.open_watches.saturating_sub(1);
-    result
 }

@@ -189,6 +189,23 @@ metadata: {name: empty, namespace: s}
 spec:
   selector: {app: nobody}
   ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: local, namespace: s}
+spec:
+  type: NodePort
+  externalTrafficPolicy: Local
+  selector: {app: other}
+  ports: [{port: 80, nodePort: 30090}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: sticky, namespace: s}
+spec:
+  selector: {app: web}
+  sessionAffinity: ClientIP
+  ports: [{port: 80, targetPort: 8080}]
 ";
 
 /// xorshift64*: enough randomness for drawing cases, and a seed to rerun
@@ -255,22 +272,34 @@ fn property(edit: impl FnOnce(&mut strait_lab::Topology), default_cases: usize) 
         "svc/s/web",
         "svc/s/other",
         "svc/s/empty",
+        "svc/s/local",
+        "svc/s/sticky",
         "node/node-2",
         "node/node-1",
         "host/legacy-db",
         "192.168.2.200",
     ];
-    let ports = [80u16, 8080, 53, 81, 30080, 9100];
+    let ports = [80u16, 8080, 53, 81, 30080, 30090, 9100];
     let protos = [Proto::Tcp, Proto::Tcp, Proto::Udp, Proto::Icmp];
     let mut drawn = Vec::new();
     for _ in 0..cases {
         let from = *rng.pick(&froms);
         let to = *rng.pick(&tos);
         let proto = *rng.pick(&protos);
-        let port = if proto == Proto::Icmp {
-            0
-        } else {
-            *rng.pick(&ports)
+        // Half the time a port the destination serves, so both outcomes
+        // are common.
+        let own: &[u16] = match to {
+            "pod/s/a" | "pod/s/b" => &[8080, 53],
+            "pod/s/c" | "svc/s/local" | "svc/s/sticky" | "host/legacy-db" => &[80],
+            "svc/s/web" | "192.168.2.200" => &[80, 53],
+            "svc/s/other" => &[8080],
+            "node/node-1" | "node/node-2" => &[30080, 30090, 9100],
+            _ => &ports,
+        };
+        let port = match proto {
+            Proto::Icmp => 0,
+            _ if rng.next().is_multiple_of(2) => *rng.pick(own),
+            _ => *rng.pick(&ports),
         };
         drawn.push((from, to, port, proto));
     }

@@ -87,6 +87,8 @@ pub struct HookResult {
     pub hits: Vec<Hit>,
     pub nat: Vec<Nat>,
     pub mark: u32,
+    /// The most choices a `numgen` had in this hook (1: none).
+    pub choices: u32,
 }
 
 /// A chain's result: ended by a terminal verdict, or returned (fell off its
@@ -107,6 +109,7 @@ struct Run<'a> {
     nat: Vec<Nat>,
     /// The next jump or goto comes from a map element already recorded.
     quiet: bool,
+    choices: u32,
 }
 
 /// Runs `pkt` through every base chain of `table` on `ctx.hook`, lowest
@@ -127,6 +130,7 @@ pub fn eval_hook(table: &Table, ctx: &HookCtx, pkt: Packet, mark: u32) -> (HookR
         hits: Vec::new(),
         nat: Vec::new(),
         quiet: false,
+        choices: 1,
     };
     let mut outcome = Outcome::Accept;
     for chain in bases {
@@ -173,6 +177,7 @@ pub fn eval_hook(table: &Table, ctx: &HookCtx, pkt: Packet, mark: u32) -> (HookR
         hits: run.hits,
         nat: run.nat,
         mark: run.mark,
+        choices: run.choices,
     };
     (result, run.pkt)
 }
@@ -289,6 +294,7 @@ impl Run<'_> {
                     return None;
                 }
                 let i = self.ctx.pick as usize % targets.len();
+                self.choices = self.choices.max(targets.len() as u32);
                 self.hit(
                     chain,
                     n,
@@ -311,6 +317,7 @@ impl Run<'_> {
                     KeyExpr::Numgen(n) => Some(*n),
                     _ => None,
                 });
+                self.choices = self.choices.max(numgen.unwrap_or(1));
                 let same_prefix = |ek: &[Key]| {
                     ek.len() == k.len()
                         && ek

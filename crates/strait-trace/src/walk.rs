@@ -12,7 +12,7 @@
 
 use crate::nft_eval::{eval_hook, HookCtx, Nat, Outcome};
 use crate::packet::{Packet, SOURCE_PORT};
-use crate::report::{Step, Trace, Verdict};
+use crate::report::{Pick, Step, Trace, Verdict};
 use crate::routes::{self, Hop};
 use crate::world::{box_label, Start, World};
 use strait_plan::nft::{CtState, Hook, L4Proto};
@@ -48,6 +48,8 @@ struct Walker<'w> {
     ct: Vec<Vec<(Packet, Packet)>>,
     pick: u32,
     hops: usize,
+    /// The most choices a numgen had on the way (1: none).
+    choices: u32,
 }
 
 /// Traces `proto`/`port` from `from` to `to` (see [`World::resolve_from`]
@@ -72,17 +74,62 @@ pub fn trace(
         sport: if proto.has_ports() { SOURCE_PORT } else { 0 },
         dport: if proto.has_ports() { port } else { 0 },
     };
-    let mut wk = Walker {
-        w: world,
-        steps: Vec::new(),
-        ct: vec![Vec::new(); world.nodes.len()],
-        pick: opts.pick,
-        hops: 0,
-    };
     let origin = match start {
         Start::Pod(i) => Target::Pod(i),
         Start::Node(i) => Target::Node(i),
         Start::Box(i) => Target::Box(i),
+    };
+    let (steps, reply, verdict, choices) = walk_once(world, origin, pkt, opts.pick);
+    // A random endpoint choice on the way: trace the other choices too and
+    // say when the outcome depends on it.
+    let mut other_picks = Vec::new();
+    for pick in (0..choices.min(MAX_PICKS)).filter(|p| *p != opts.pick) {
+        let (steps, _, verdict, _) = walk_once(world, origin, pkt, pick);
+        other_picks.push(Pick {
+            pick,
+            endpoint: first_dnat(&steps),
+            verdict,
+        });
+    }
+    Ok(Trace {
+        from: format!("{from} ({src})"),
+        to: world.label(dst),
+        packet: pkt,
+        endpoint: first_dnat(&steps),
+        steps,
+        reply,
+        verdict,
+        other_picks,
+    })
+}
+
+/// Most endpoint choices traced besides the first.
+const MAX_PICKS: u32 = 16;
+
+/// The first DNAT target on a path, as `addr:port`.
+fn first_dnat(steps: &[Step]) -> Option<String> {
+    steps.iter().flat_map(|s| &s.rules).find_map(|h| {
+        let at = h.effect.find("dnat to ")?;
+        let rest = &h.effect[at + "dnat to ".len()..];
+        Some(rest.split_whitespace().next()?.to_string())
+    })
+}
+
+/// One walk there and back with `pick`: (steps, reply steps, verdict, the
+/// most choices a numgen had on the way).
+fn walk_once(
+    world: &World,
+    origin: Target,
+    pkt: Packet,
+    pick: u32,
+) -> (Vec<Step>, Vec<Step>, Verdict, u32) {
+    let mut wk = Walker {
+        w: world,
+        steps: Vec::new(),
+        ct: vec![Vec::new(); world.nodes.len()],
+        pick,
+        hops: 0,
+        choices: 1,
     };
     let end = wk.send(origin, pkt, CtState::New);
     let answer = match &end {
@@ -117,14 +164,7 @@ pub fn trace(
             }
         },
     };
-    Ok(Trace {
-        from: format!("{from} ({src})"),
-        to: world.label(dst),
-        packet: pkt,
-        steps,
-        reply,
-        verdict,
-    })
+    (steps, reply, verdict, wk.choices)
 }
 
 impl Walker<'_> {
@@ -161,6 +201,12 @@ impl Walker<'_> {
                 };
                 let bridge = self.w.nodes[n].plan.bridge.name.clone();
                 let at = self.target_label(from);
+                if pkt.dst == p.ip {
+                    // To its own address: over the pod's loopback, never
+                    // leaving its namespace.
+                    self.step(&at, "send", format!("{pkt} to itself, over lo"));
+                    return End::Delivered(from, pkt);
+                }
                 self.step(
                     &at,
                     "send",
@@ -210,6 +256,7 @@ impl Walker<'_> {
         };
         let (res, out) = eval_hook(&node.plan.nft, &ctx, pkt, *mark);
         *mark = res.mark;
+        self.choices = self.choices.max(res.choices);
         let detail = match &res.outcome {
             Outcome::Accept if out != pkt => format!("accept, now {out}"),
             Outcome::Accept => "accept".to_string(),

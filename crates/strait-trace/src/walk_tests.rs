@@ -186,6 +186,12 @@ fn cluster_ip_shows_dispatch_dnat_and_the_other_endpoints() {
             && e.contains("could also have been 10.42.2.5:8080")),
         "{pre:?}"
     );
+    // The trace follows the other endpoint too: same outcome.
+    assert_eq!(t.endpoint.as_deref(), Some("10.42.1.4:8080"));
+    assert_eq!(t.other_picks.len(), 1, "{}", t.human());
+    assert_eq!(t.other_picks[0].endpoint.as_deref(), Some("10.42.2.5:8080"));
+    assert!(t.other_picks[0].verdict.answered());
+    assert!(!t.human().contains("depends on the endpoint"));
     // The other pick goes over VXLAN to web-2.
     let t2 = trace(
         &w,
@@ -361,4 +367,19 @@ fn ptp_host_route_delivers_over_the_pods_veth() {
         "{}",
         t.human()
     );
+}
+
+#[test]
+fn a_pod_reaches_itself_over_loopback() {
+    let w = world(VXLAN, true, vec![]);
+    let t = run(&w, "demo/web-1", "demo/web-1", L4Proto::Icmp, 0);
+    assert!(t.verdict.answered(), "{}", t.human());
+    assert!(has(&t, "send", "to itself, over lo"));
+    assert!(
+        !t.steps.iter().any(|s| s.at.starts_with("node/")),
+        "{}",
+        t.human()
+    );
+    let t = run(&w, "demo/web-1", "demo/web-1", L4Proto::Tcp, 81);
+    assert_eq!(t.verdict.word(), "refused");
 }

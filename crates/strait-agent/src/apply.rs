@@ -92,11 +92,13 @@ impl Applier {
                 self.last_nft = kernel_stamp()?;
             }
             let changed = self.last_nft.as_deref() != Some(stamp.as_str());
-            // Only elements changed (endpoints, Services coming and going): send
-            // those and a new stamp in one transaction. Anything else, and every
-            // full resync, rewrites the table.
+            // Only elements changed (endpoints, Services coming and going),
+            // maybe with whole maps and chains added or removed (a Service
+            // moving to an endpoint-count group of its own): send those and a
+            // new stamp in one transaction. Anything else, and every full
+            // resync, rewrites the table.
             let diff = match (&self.last_table, changed && !full) {
-                (Some(old), true) => strait_plan::nft::element_changes(old, &plan.nft),
+                (Some(old), true) => strait_plan::nft::incremental::changes(old, &plan.nft),
                 _ => None,
             };
             if let Some(diff) = diff {
@@ -104,10 +106,7 @@ impl Applier {
                 nft::apply(&format!(
                     "{diff}flush chain inet {table} {STAMP_CHAIN}\nadd rule inet {table} {STAMP_CHAIN} return comment \"{stamp}\"\n"
                 ))?;
-                r.changes.push(format!(
-                    "nft table inet {table}: {} element updates",
-                    diff.lines().count()
-                ));
+                r.changes.push(incremental_summary(table, &diff));
                 self.last_nft = Some(stamp);
             } else if full || changed {
                 nft::apply(&text)?;
@@ -417,6 +416,35 @@ pub(crate) fn stamped(table: &strait_plan::nft::Table) -> (String, String) {
         },
     );
     (strait_plan::nft::render(&with_stamp), stamp)
+}
+
+/// `nft table inet strait: 2 element updates` (and how many maps, sets
+/// and chains came or went, when any did).
+fn incremental_summary(table: &str, diff: &str) -> String {
+    let elements = diff
+        .lines()
+        .filter(|l| l.starts_with("add element ") || l.starts_with("delete element "))
+        .count();
+    let added = diff
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            l.starts_with("chain ") || l.starts_with("map ") || l.starts_with("set ")
+        })
+        .count();
+    let removed = diff
+        .lines()
+        .filter(|l| {
+            l.starts_with("delete chain ")
+                || l.starts_with("delete map ")
+                || l.starts_with("delete set ")
+        })
+        .count();
+    let mut text = format!("nft table inet {table}: {elements} element updates");
+    if added + removed > 0 {
+        text.push_str(&format!(", {added} objects added, {removed} removed"));
+    }
+    text
 }
 
 pub(crate) fn kernel_stamp() -> Result<Option<String>, ApplyError> {

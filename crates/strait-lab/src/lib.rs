@@ -7,6 +7,7 @@
 //! It never changes the machine's own namespace: every namespace it makes is
 //! new, and every command it runs on the "host" side runs inside one of them.
 
+pub mod check;
 pub mod cluster;
 pub mod cni;
 pub mod echo;
@@ -16,6 +17,7 @@ pub mod netns;
 pub mod probe;
 pub mod topology;
 
+pub use check::{parse_expectations, run_check, Expect, Expectation, Outcome};
 pub use cluster::{Binaries, Cluster, PodRecord};
 pub use cni::{CniCall, CniOutput, Conflist};
 pub use echo::EchoServer;

@@ -12,6 +12,7 @@
 //! - [`routing`]: host-gw and vxlan routes, neighbours, FDB, the MTU rule.
 //! - [`egress`]: masquerade, forward accept, node routes.
 //! - [`services`]: Services (the kube-proxy job) in the nft table.
+//! - [`policy`]: NetworkPolicy in the nft table's forward hook.
 //! - [`sysctl`]: forwarding and reverse-path filtering.
 //! - [`nft`]: the nftables IR and its renderer.
 //! - `text`: the stable text rendering of a plan (`Display for Plan`).
@@ -24,6 +25,7 @@ pub mod error;
 pub mod nft;
 pub mod nodes;
 pub mod plan;
+pub mod policy;
 pub mod routing;
 pub mod services;
 pub mod sysctl;
@@ -122,7 +124,19 @@ pub fn compile(cfg: &AgentConfig, local: &LocalNode, snap: &Snapshot) -> Result<
     let mut table = nft::Table::new(nft::Family::Inet, NFT_TABLE);
     egress::add_to_table(cfg, cluster, &mut table, &mut warnings);
     let local_pods: Vec<ipnet::Ipv4Net> = nodes.local.iter().map(|c| c.cidr).collect();
-    services::add_to_table(&local.name, &local_pods, snap, &mut table, &mut warnings);
+    let service_cidr = match cfg.service_cidr {
+        IpNet::V4(v4) => Some(v4),
+        IpNet::V6(_) => None,
+    };
+    services::add_to_table(
+        service_cidr,
+        &local.name,
+        &local_pods,
+        snap,
+        &mut table,
+        &mut warnings,
+    );
+    policy::add_to_table(&local.name, snap, &mut table, &mut warnings);
     table.validate()?;
 
     let local_cidrs: Vec<IpNet> = nodes.local.iter().map(|c| IpNet::V4(c.cidr)).collect();

@@ -391,6 +391,9 @@ impl Run<'_> {
             // Remembers the client for later connections; this packet's
             // path does not change.
             Statement::UpdateSaddr(_) => {}
+            // Counting and (rate-limited) logging do not change the path;
+            // the hit records them (policy names, the drop log group).
+            Statement::NamedCounter(_) | Statement::LimitLog { .. } => {}
         }
     }
 
@@ -474,7 +477,23 @@ fn key_matches(element: &[Key], packet: &[Key]) -> bool {
     element.len() == packet.len()
         && element.iter().zip(packet).all(|(e, v)| match e {
             Key::Ipv4(_) | Key::Proto(_) | Key::Port(_) | Key::Index(_) => e == v,
+            Key::Ipv4Range(a, b) => matches!(v, Key::Ipv4(x) if a <= x && x <= b),
+            Key::ProtoRange(a, b) => {
+                matches!(v, Key::Proto(p) if (*a..=*b).contains(&proto_number(*p)))
+            }
+            Key::PortRange(a, b) => matches!(v, Key::Port(p) if a <= p && p <= b),
         })
+}
+
+/// The IP protocol number (`meta l4proto` compares these).
+fn proto_number(p: L4Proto) -> u8 {
+    match p {
+        L4Proto::Icmp => 1,
+        L4Proto::Tcp => 6,
+        L4Proto::Udp => 17,
+        L4Proto::Icmpv6 => 58,
+        L4Proto::Sctp => 132,
+    }
 }
 
 fn dnat_text(addr: Ipv4Addr, port: Option<u16>) -> String {

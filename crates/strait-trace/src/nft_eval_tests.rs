@@ -263,6 +263,7 @@ fn maps_sets_marks_fib_and_ct_state() {
             Key::Port(22),
         ]],
         comment: None,
+        interval: false,
     });
     t.maps.push(Map {
         name: "ports".into(),
@@ -399,4 +400,57 @@ fn numgen_picks_and_masquerade_is_reported() {
     };
     let (r, _) = eval_hook(&t, &ctx, pkt([8, 8, 8, 8], L4Proto::Tcp, 80), 0);
     assert!(r.nat.is_empty());
+}
+
+#[test]
+fn interval_concat_sets_match_ranges() {
+    let mut t = table(vec![base(
+        "f",
+        ChainType::Filter,
+        Hook::Forward,
+        0,
+        Policy::Drop,
+        vec![rule(
+            vec![Match::ConcatIn {
+                key: vec![
+                    KeyExpr::Ipv4Daddr,
+                    KeyExpr::Ipv4Saddr,
+                    KeyExpr::L4Proto,
+                    KeyExpr::Dport,
+                ],
+                set: "allow".into(),
+            }],
+            Verdict::Accept,
+        )],
+    )]);
+    t.concat_sets.push(ConcatSet {
+        name: "allow".into(),
+        key: vec![
+            KeyType::Ipv4Addr,
+            KeyType::Ipv4Addr,
+            KeyType::InetProto,
+            KeyType::InetService,
+        ],
+        elements: vec![vec![
+            Key::Ipv4(Ipv4Addr::new(10, 42, 2, 5)),
+            Key::Ipv4Range(Ipv4Addr::new(10, 42, 1, 0), Ipv4Addr::new(10, 42, 1, 255)),
+            Key::ProtoRange(6, 6),
+            Key::PortRange(8000, 8080),
+        ]],
+        comment: None,
+        interval: true,
+    });
+    let ok = |proto, port| {
+        let (r, _) = run(
+            &t,
+            Hook::Forward,
+            CtState::New,
+            pkt([10, 42, 2, 5], proto, port),
+        );
+        r.outcome == Outcome::Accept
+    };
+    assert!(ok(L4Proto::Tcp, 8080));
+    assert!(ok(L4Proto::Tcp, 8000));
+    assert!(!ok(L4Proto::Tcp, 8081));
+    assert!(!ok(L4Proto::Udp, 8080));
 }

@@ -383,3 +383,41 @@ fn a_pod_reaches_itself_over_loopback() {
     let t = run(&w, "demo/web-1", "demo/web-1", L4Proto::Tcp, 81);
     assert_eq!(t.verdict.word(), "refused");
 }
+
+#[test]
+fn network_policy_drop_names_the_policy_and_allow_passes() {
+    let cfg = AgentConfig::from_yaml(VXLAN).unwrap();
+    let policy = "
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-from-client, namespace: demo}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: client}}}]
+    ports: [{port: 8080}]
+";
+    let text = format!("{NODES}{policy}");
+    let snap = Snapshot::from_objects(parse_manifests(&text, "test").unwrap());
+    let w = World::from_cluster(&cfg, &snap, &local("node-1", [192, 168, 1, 11])).unwrap();
+    // Allowed: client -> web-2 on 8080 (checked on node-2, ingress).
+    let t = run(&w, "demo/client", "demo/web-2", L4Proto::Tcp, 8080);
+    assert!(t.verdict.answered(), "{}", t.human());
+    // Not allowed: web-1 -> web-2, and client on another port.
+    for (from, port) in [("demo/web-1", 8080), ("demo/client", 81)] {
+        let t = run(&w, from, "demo/web-2", L4Proto::Tcp, port);
+        match &t.verdict {
+            Verdict::Dropped { at, reason } => {
+                assert_eq!(at, "node/node-2", "{}", t.human());
+                assert!(
+                    reason.contains("10.42.2.5 (pod/demo/web-2) is selected by demo/web-from-client (ingress); no rule allows"),
+                    "{reason}"
+                );
+                assert!(reason.contains(&format!("on tcp/{port}")), "{reason}");
+            }
+            other => panic!("{other:?}\n{}", t.human()),
+        }
+    }
+}

@@ -3,11 +3,11 @@
 
 use crate::plugins::strait_cni_dir;
 use clap::Subcommand;
-use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 use strait_lab::{
-    probe, Binaries, Cluster, Fabric, FabricState, LabPaths, ProbeResult, Proto, Topology,
+    parse_expectations, probe, run_check, Binaries, Cluster, Expect, Expectation, Fabric,
+    FabricState, LabPaths, ProbeResult, Proto, Topology,
 };
 
 pub const DEFAULT_LAB: &str = "strait";
@@ -59,6 +59,12 @@ pub enum LabCmd {
     Check {
         #[arg(short = 'f', long = "file")]
         file: Option<PathBuf>,
+        /// How long a probe waits for an answer (a dropped one times out).
+        #[arg(long, default_value_t = 1500)]
+        timeout_ms: u64,
+        /// Probes in flight at once (the output keeps the file's order).
+        #[arg(long, default_value_t = 32)]
+        parallel: usize,
     },
     /// Up with the default topology, apply a sample workload, check.
     Demo,
@@ -85,12 +91,19 @@ pub enum LabCmd {
     },
 }
 
+/// Where labs keep their state: `/run/strait/lab`, or `$STRAIT_LAB_DIR`
+/// (the test suites' labs live in directories of their own).
+fn lab_paths() -> LabPaths {
+    LabPaths::new(
+        std::env::var_os("STRAIT_LAB_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/run/strait/lab")),
+    )
+}
+
 fn cluster() -> Result<Cluster, String> {
     let dir = strait_cni_dir(None)?;
-    Ok(Cluster::new(
-        LabPaths::new("/run/strait/lab"),
-        Binaries::in_dir(&dir),
-    ))
+    Ok(Cluster::new(lab_paths(), Binaries::in_dir(&dir)))
 }
 
 /// Exit code and message of a lab command.
@@ -121,7 +134,7 @@ pub fn run(lab: &str, cmd: LabCmd) -> Result<i32, String> {
             Ok(0)
         }
         LabCmd::Down => {
-            let report = Fabric::new(LabPaths::new("/run/strait/lab"))
+            let report = Fabric::new(lab_paths())
                 .down(lab)
                 .map_err(|e| e.to_string())?;
             println!(
@@ -244,7 +257,11 @@ pub fn run(lab: &str, cmd: LabCmd) -> Result<i32, String> {
                 }
             }
         }
-        LabCmd::Check { file } => check(lab, file),
+        LabCmd::Check {
+            file,
+            timeout_ms,
+            parallel,
+        } => check(lab, file, Duration::from_millis(timeout_ms), parallel),
         LabCmd::Demo => demo(),
         LabCmd::Trace(a) => crate::lab_debug::trace(&cluster()?, lab, &a),
         LabCmd::Doctor(a) => crate::lab_debug::doctor(&cluster()?, lab, &a),
@@ -292,30 +309,6 @@ fn probe_once(
     let dst = c.endpoint(state, to).map_err(|e| e.to_string())?;
     let ip = dst.ip.ok_or_else(|| format!("{to}: has no address"))?;
     probe(&src.netns, ip, port, proto, timeout).map_err(|e| e.to_string())
-}
-
-/// One row of an expectation file (docs/lab.md).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Expectation {
-    from: String,
-    to: String,
-    #[serde(default)]
-    port: Option<u16>,
-    #[serde(default = "default_proto")]
-    proto: String,
-    expect: Expect,
-}
-
-fn default_proto() -> String {
-    "tcp".into()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Expect {
-    Reach,
-    Blocked,
 }
 
 fn default_matrix(c: &Cluster, lab: &str) -> Vec<Expectation> {
@@ -414,14 +407,18 @@ fn service_ports(c: &Cluster, lab: &str) -> Vec<(String, u16, String, bool)> {
     out
 }
 
-fn check(lab: &str, file: Option<PathBuf>) -> Result<i32, String> {
+fn check(
+    lab: &str,
+    file: Option<PathBuf>,
+    timeout: Duration,
+    parallel: usize,
+) -> Result<i32, String> {
     let c = cluster()?;
     let state = FabricState::load(&c.paths, lab).map_err(|e| e.to_string())?;
     let rows = match file {
         Some(f) => {
             let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
-            serde_yaml::from_str::<Vec<Expectation>>(&text)
-                .map_err(|e| format!("{}: {e}", f.display()))?
+            parse_expectations(&text).map_err(|e| format!("{}: {e}", f.display()))?
         }
         None => default_matrix(&c, lab),
     };
@@ -429,49 +426,29 @@ fn check(lab: &str, file: Option<PathBuf>) -> Result<i32, String> {
         println!("nothing to check: apply some pods first");
         return Ok(0);
     }
-    let mut bad = 0;
+    let outcomes = run_check(&c, &state, &rows, timeout, parallel)?;
     println!(
         "{:<28} {:<28} {:>5} {:<5} {:<8} {:<8} detail",
         "FROM", "TO", "PORT", "PROTO", "EXPECT", "OBSERVED"
     );
-    for r in &rows {
-        let proto: Proto = r
-            .proto
-            .parse()
-            .map_err(|e| format!("proto {:?}: {e}", r.proto))?;
-        let port = r.port.unwrap_or(0);
-        let result = probe_once(
-            &c,
-            &state,
-            &r.from,
-            &r.to,
-            port,
-            proto,
-            Duration::from_millis(1500),
-        )?;
-        let observed = if result.answer().is_some() {
-            Expect::Reach
-        } else {
-            Expect::Blocked
-        };
-        let mark = if observed == r.expect {
+    let mut bad = 0;
+    for o in &outcomes {
+        let mark = if o.as_expected() {
             ""
         } else {
             bad += 1;
             "  <-- DIFFERS"
         };
-        let detail = match &result {
-            ProbeResult::Answered(line) => line.trim_end().to_string(),
-            other => other.to_string(),
-        };
+        let r = &o.row;
         println!(
-            "{:<28} {:<28} {:>5} {:<5} {:<8} {:<8} {detail}{mark}",
+            "{:<28} {:<28} {:>5} {:<5} {:<8} {:<8} {}{mark}",
             r.from,
             r.to,
             r.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             r.proto,
-            format!("{:?}", r.expect).to_lowercase(),
-            format!("{observed:?}").to_lowercase()
+            r.expect.as_str(),
+            o.observed().as_str(),
+            o.detail(timeout)
         );
     }
     println!(
@@ -487,7 +464,7 @@ const DEMO_WORKLOAD: &str = include_str!("../../../examples/lab/demo-workload.ya
 
 fn demo() -> Result<i32, String> {
     let topo = Topology::default_lab();
-    let fabric = Fabric::new(LabPaths::new("/run/strait/lab"));
+    let fabric = Fabric::new(lab_paths());
     if fabric.state(&topo.name).is_ok() {
         eprintln!("lab {}: already up, replacing it", topo.name);
         fabric.down(&topo.name).map_err(|e| e.to_string())?;
@@ -502,7 +479,7 @@ fn demo() -> Result<i32, String> {
         println!("  {d}");
     }
     println!("\nchecking every pod -> every pod port and -> legacy-db:80 ...\n");
-    let code = check(&topo.name, None)?;
+    let code = check(&topo.name, None, Duration::from_millis(1500), 32)?;
     println!(
         "\nThe lab is still up. Explore it:\n  strait lab status\n  strait lab probe pod/demo/client host/legacy-db --port 80\n  strait lab exec node/node-1 -- ip route\n  strait lab exec pod/demo/web-1 -- ip addr\nTear it down with:\n  strait lab down"
     );

@@ -253,3 +253,62 @@ fn session_affinity_keeps_one_backend() {
         "affinity broken for a second client: {other:?}"
     );
 }
+
+/// A client outside the cluster whose router sends the service CIDR to
+/// node-1 reaches a ClusterIP, also through the endpoint on node-2: node-1
+/// masquerades it, so the reply comes back through node-1 to be un-DNATed.
+/// Addresses and ports in the service CIDR that no Service has are refused
+/// at once (TCP reset, ICMP port unreachable), from pods, from node
+/// processes and from outside.
+#[test]
+fn off_cluster_clients_and_unknown_service_addresses() {
+    let lab = common::up(|topo| {
+        topo.router.routes.push(strait_lab::topology::Route {
+            to: topo.service_cidr,
+            via: topo.nodes[0].ip,
+        });
+    });
+    lab.cluster.apply(&lab.topo.name, WORKLOAD, "w").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    let mut answered = BTreeSet::new();
+    for _ in 0..30 {
+        let line = lab.reach("host/legacy-db", "svc/s/web", 80, Proto::Tcp);
+        assert!(
+            !line.contains(" 192.168.2.10:"),
+            "off-cluster client not masqueraded: {line}"
+        );
+        answered.insert(line.split_whitespace().next().unwrap().to_owned());
+    }
+    assert_eq!(
+        answered,
+        BTreeSet::from(["s/web-1".to_owned(), "s/web-2".to_owned()])
+    );
+
+    let state = lab.cluster.fabric.state(&lab.topo.name).unwrap();
+    let web = lab
+        .cluster
+        .endpoint(&state, "svc/s/web")
+        .unwrap()
+        .ip
+        .unwrap();
+    let unused = "10.43.255.254";
+    for (from, to, port, proto) in [
+        ("pod/s/client", unused, 80, Proto::Tcp),
+        ("pod/s/client", unused, 53, Proto::Udp),
+        ("pod/s/client", &web.to_string()[..], 81, Proto::Tcp),
+        ("pod/s/client", "svc/s/empty", 80, Proto::Udp),
+        ("host/legacy-db", unused, 53, Proto::Udp),
+        ("node/node-2", unused, 80, Proto::Tcp),
+        ("host/legacy-db", unused, 80, Proto::Tcp),
+    ] {
+        match lab.probe(from, to, port, proto) {
+            ProbeResult::Refused => {}
+            other => panic!("{from} -> {to} {proto}/{port}: want refused, got {other}"),
+        }
+    }
+    // The Service's own ports still answer.
+    assert!(lab
+        .reach("pod/s/client", "svc/s/web", 80, Proto::Tcp)
+        .starts_with("s/web-"));
+}

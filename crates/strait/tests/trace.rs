@@ -199,6 +199,26 @@ spec:
   selector: {app: other}
   ports: [{port: 80, nodePort: 30090}]
 ---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-in, namespace: s}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: other}}}]
+    ports: [{port: 8080}]
+  - ports: [{port: 53, protocol: UDP}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: other-out, namespace: s}
+spec:
+  podSelector: {matchLabels: {app: other}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{ipBlock: {cidr: 10.42.0.0/16}}]
+---
 apiVersion: v1
 kind: Service
 metadata: {name: sticky, namespace: s}

@@ -1,7 +1,7 @@
 //! `lab apply` / `lab delete` of manifests, resolving probe endpoints, and
 //! `lab status`.
 
-use super::objects::{remove_object, write_object};
+use super::objects::{namespace_exists, namespace_object, remove_object, write_object};
 use super::{err, Cluster};
 use crate::fabric::{FabricState, Target};
 use crate::LabError;
@@ -79,6 +79,27 @@ impl Cluster {
             Object::Pod(_) => 2,
             _ => 1,
         });
+        // As the API server would insist, every namespace an object names
+        // exists; the lab creates those never applied (labelled like any
+        // Namespace, so namespaceSelectors on the name work).
+        let applied: std::collections::BTreeSet<String> = ordered
+            .iter()
+            .filter(|o| matches!(o, Object::Namespace(_)))
+            .map(|o| o.name().to_owned())
+            .collect();
+        let mut implied = std::collections::BTreeSet::new();
+        for o in &ordered {
+            if let Some(ns) = o.namespace() {
+                if !applied.contains(ns) && !namespace_exists(&self.manifests(lab), ns) {
+                    implied.insert(ns.to_owned());
+                }
+            }
+        }
+        for ns in implied {
+            let obj = namespace_object(&ns);
+            write_object(&self.manifests(lab), &obj)?;
+            done.push(format!("{} (implied)", obj.describe()));
+        }
         for obj in ordered {
             match obj {
                 Object::Pod(pod) => {

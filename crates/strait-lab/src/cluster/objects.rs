@@ -39,6 +39,20 @@ pub fn write_object(dir: &Path, obj: &Object) -> Result<(), LabError> {
     write_json(&object_path(dir, obj), &value)
 }
 
+/// A Namespace as the API server stores it: with the
+/// `kubernetes.io/metadata.name` label (added by [`Object::normalize`]).
+pub fn namespace_object(name: &str) -> Object {
+    let mut ns = strait_model::k8s::api::core::v1::Namespace::default();
+    ns.metadata.name = Some(name.to_owned());
+    let mut obj = Object::Namespace(ns);
+    obj.normalize();
+    obj
+}
+
+pub fn namespace_exists(dir: &Path, name: &str) -> bool {
+    dir.join(file_name("namespace", None, name)).exists()
+}
+
 pub fn remove_object(dir: &Path, obj: &Object) -> Result<bool, LabError> {
     let p = object_path(dir, obj);
     match std::fs::remove_file(&p) {

@@ -3,6 +3,7 @@
 //! too and walk the same IR.
 
 pub mod diff;
+pub mod incremental;
 pub mod ir;
 pub mod render;
 

@@ -18,6 +18,25 @@ pub fn render(table: &Table) -> String {
     let id = format!("{} {}", table.family.as_str(), table.name);
     let mut out = format!("add table {id}\ndelete table {id}\ntable {id} {{\n");
     let mut first = true;
+    for counter in &table.counters {
+        if !first {
+            out.push('\n');
+        }
+        first = false;
+        match &counter.comment {
+            Some(c) => {
+                let _ = writeln!(
+                    out,
+                    "\tcounter {} {{\n\t\tcomment \"{}\"\n\t}}",
+                    counter.name,
+                    quote_safe(c)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "\tcounter {} {{\n\t}}", counter.name);
+            }
+        }
+    }
     for set in &table.sets {
         if !first {
             out.push('\n');
@@ -86,6 +105,9 @@ fn render_concat_set(out: &mut String, set: &ConcatSet) {
     let _ = writeln!(out, "\tset {} {{", set.name);
     let key: Vec<&str> = set.key.iter().map(|k| k.as_str()).collect();
     let _ = writeln!(out, "\t\ttype {}", key.join(" . "));
+    if set.interval {
+        out.push_str("\t\tflags interval\n");
+    }
     if let Some(c) = &set.comment {
         let _ = writeln!(out, "\t\tcomment \"{}\"", quote_safe(c));
     }
@@ -154,9 +176,21 @@ pub fn key_text(key: &[Key]) -> String {
             Key::Proto(p) => p.as_str().to_string(),
             Key::Port(p) => p.to_string(),
             Key::Index(i) => i.to_string(),
+            Key::Ipv4Range(a, b) => range_text(a, b),
+            Key::ProtoRange(a, b) => range_text(a, b),
+            Key::PortRange(a, b) => range_text(a, b),
         })
         .collect();
     parts.join(" . ")
+}
+
+/// `a` or `a-b`.
+fn range_text<T: PartialEq + std::fmt::Display>(a: &T, b: &T) -> String {
+    if a == b {
+        a.to_string()
+    } else {
+        format!("{a}-{b}")
+    }
 }
 
 fn render_chain(out: &mut String, chain: &Chain) {
@@ -288,6 +322,16 @@ pub fn statement_text(s: &Statement) -> String {
     match s {
         Statement::MarkOr(bits) => format!("meta mark set meta mark | {bits:#x}"),
         Statement::UpdateSaddr(set) => format!("update @{set} {{ ip saddr }}"),
+        Statement::NamedCounter(name) => format!("counter name \"{name}\""),
+        Statement::LimitLog {
+            per_second,
+            burst,
+            group,
+            prefix,
+        } => format!(
+            "limit rate {per_second}/second burst {burst} packets log group {group} prefix \"{}\"",
+            quote_safe(prefix)
+        ),
     }
 }
 
@@ -344,3 +388,7 @@ fn quote_safe(s: &str) -> String {
 #[cfg(test)]
 #[path = "render_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "render_policy_tests.rs"]
+mod policy_tests;

@@ -9,6 +9,7 @@ fn net(s: &str) -> IpNet {
 /// A table that uses every match, verdict and set shape the IR has.
 pub(crate) fn sample() -> Table {
     Table {
+        counters: Vec::new(),
         family: Family::Inet,
         name: "strait_render_test".into(),
         sets: vec![
@@ -266,6 +267,7 @@ pub(crate) fn service_sample() -> Table {
     };
     let goto = |c: &str| Verdict::Goto(c.into());
     Table {
+        counters: Vec::new(),
         family: Family::Inet,
         name: "strait_render_test".into(),
         sets: vec![],

@@ -214,7 +214,8 @@ fn strait_sync(
     let plan = strait_plan::compile(cfg, local, snap).map_err(|e| e.to_string())?;
     let compile = start.elapsed();
     let start = Instant::now();
-    let text = match previous.and_then(|old| strait_plan::nft::element_changes(old, &plan.nft)) {
+    let text = match previous.and_then(|old| strait_plan::nft::incremental::changes(old, &plan.nft))
+    {
         Some(diff) => diff,
         None => strait_plan::nft::render(&plan.nft),
     };

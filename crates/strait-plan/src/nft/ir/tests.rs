@@ -42,6 +42,7 @@ fn table_with(sets: Vec<Set>, chains: Vec<Chain>) -> Table {
         concat_sets: Vec::new(),
         maps: Vec::new(),
         chains,
+        counters: Vec::new(),
     }
 }
 
@@ -458,7 +459,7 @@ fn hooks_are_checked_through_jumps_maps_and_numgen() {
     );
     assert_eq!(
         invalid(&t),
-        "nft table inet t: base chain pre: chain sub, rule 1 (reached from here): reject outside a filter input, forward or output chain"
+        "nft table inet t: base chain pre: chain sub, rule 1 (reached from here): reject outside a filter prerouting, input, forward or output chain"
     );
     // DNAT reached from a filter chain through numgen.
     let mut t = one_rule(rule(
@@ -522,6 +523,7 @@ fn group_table(sub_rules: Vec<Rule>, elements: Vec<(Vec<Key>, MapData)>) -> Tabl
         comment: None,
     });
     t.concat_sets.push(ConcatSet {
+        interval: false,
         name: "hairpin".into(),
         key: vec![KeyType::Ipv4Addr, KeyType::Ipv4Addr],
         elements: vec![vec![

@@ -120,6 +120,7 @@ fn table_from(snap: &Snapshot) -> (Table, Vec<String>) {
     let mut warnings = Vec::new();
     crate::egress::add_to_table(&cfg, "10.42.0.0/16".parse().unwrap(), &mut t, &mut warnings);
     add_to_table(
+        Some("10.43.0.0/16".parse().unwrap()),
         "node-1",
         &["10.42.1.0/24".parse().unwrap()],
         snap,
@@ -214,6 +215,70 @@ fn pod_to_remote_endpoint_is_not_marked() {
     let ff = t.chain("filter-forward").unwrap();
     assert_eq!(ff.rules[0].verdict, Verdict::Drop);
     assert!(ff.base.unwrap().priority < crate::egress::PRIORITY_FILTER);
+}
+
+/// Off-cluster clients of a ClusterIP are marked only after pods and this
+/// node have gone to dispatch; what is still addressed into the service
+/// CIDR after DNAT is rejected, checked in prerouting (after DNAT, before
+/// routing) and output.
+#[test]
+fn off_cluster_masquerade_and_service_cidr_reject() {
+    let (t, _) = table_for(WEB);
+    let cidr = Match::DaddrIn {
+        family: IpFamily::V4,
+        addrs: Addrs::Cidrs(vec!["10.43.0.0/16".parse().unwrap()]),
+        negate: false,
+    };
+    let services = t.chain(SERVICES_CHAIN).unwrap();
+    let marked = services
+        .rules
+        .iter()
+        .position(|r| r.matches == vec![cidr.clone()])
+        .expect("a service CIDR mark rule");
+    assert_eq!(services.rules[marked].statements, vec![mark()]);
+    let last_dispatch_for_known_sources = services
+        .rules
+        .iter()
+        .rposition(|r| {
+            r.verdict == Verdict::Goto(SERVICE_DISPATCH_CHAIN.into()) && !r.matches.is_empty()
+        })
+        .unwrap();
+    assert!(marked > last_dispatch_for_known_sources);
+    let check = t.chain(ENDPOINTS_CHECK_CHAIN).unwrap();
+    let last = check.rules.last().unwrap();
+    assert_eq!(last.matches, vec![cidr]);
+    assert_eq!(last.verdict, Verdict::Goto(REJECT_CHAIN.into()));
+    for (name, hook, priority) in [
+        ("filter-prerouting", Hook::Prerouting, PRIORITY_POST_DNAT),
+        ("filter-output", Hook::Output, PRIORITY_SERVICE_FILTER),
+    ] {
+        let chain = t.chain(name).unwrap();
+        let base = chain.base.unwrap();
+        assert_eq!((base.hook, base.priority), (hook, priority));
+        assert!(
+            base.priority > PRIORITY_DSTNAT,
+            "{name} must run after DNAT"
+        );
+        assert_eq!(
+            chain.rules.last().unwrap().verdict,
+            Verdict::Jump(ENDPOINTS_CHECK_CHAIN.into())
+        );
+    }
+    // Without an IPv4 service CIDR neither rule exists.
+    let cfg = strait_model::AgentConfig::from_yaml(
+        "clusterCIDR: 10.42.0.0/16\nserviceCIDR: 10.43.0.0/16\n",
+    )
+    .unwrap();
+    let mut t = Table::new(Family::Inet, "strait");
+    let mut w = Vec::new();
+    crate::egress::add_to_table(&cfg, "10.42.0.0/16".parse().unwrap(), &mut t, &mut w);
+    let snap = Snapshot::from_objects(parse_manifests(WEB, "test").unwrap());
+    add_to_table(None, "node-1", &[], &snap, &mut t, &mut w);
+    let check = t.chain(ENDPOINTS_CHECK_CHAIN).unwrap();
+    assert!(check
+        .rules
+        .iter()
+        .all(|r| r.verdict != Verdict::Goto(REJECT_CHAIN.into())));
 }
 
 #[test]
@@ -443,4 +508,35 @@ fn an_endpoint_change_is_an_element_diff() {
     let (a1, _) = table_for(WEB);
     let (a2, _) = table_for(&WEB.replace("10.42.2.5", "10.42.2.6"));
     assert!(crate::nft::element_changes(&a1, &a2).is_none());
+}
+
+/// A Service whose endpoint count moves it to a group no other Service is
+/// in: the new group's map and chain are added and the emptied group's are
+/// removed in the same incremental transaction, no rewrite.
+#[test]
+fn moving_to_a_new_group_is_incremental() {
+    let plain = WEB.replace("  sessionAffinity: ClientIP\n", "");
+    let (before, _) = table_for(&plain);
+    assert!(before.map("eps-n1").is_some() && before.map("eps-n2").is_none());
+    let two = plain.replace(
+        "  - {addresses: [10.42.2.5], nodeName: node-2}\n",
+        "  - {addresses: [10.42.2.5], nodeName: node-2}\n  - {addresses: [10.42.2.6], nodeName: node-2}\n",
+    );
+    assert_ne!(
+        two, plain,
+        "fixture changed: the test no longer adds an endpoint"
+    );
+    let (after, _) = table_for(&two);
+    assert!(after.map("eps-n2").is_some() && after.map("eps-n1").is_none());
+    assert!(crate::nft::element_changes(&before, &after).is_none());
+    let text = crate::nft::incremental::changes(&before, &after).expect("incremental");
+    for needle in [
+        "map eps-n2 {",
+        "chain lb-n2 {",
+        "goto lb-n2",
+        "delete chain inet strait lb-n1",
+        "delete map inet strait eps-n1",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing in\n{text}");
+    }
 }

@@ -1,0 +1,118 @@
+//! The agent's incremental nft path for Services, in a real namespace: a
+//! Service whose endpoint count moves it to a group that does not exist
+//! yet is one incremental transaction (new map and chain added, the
+//! emptied group removed), not a table rewrite, and the kernel ends up
+//! holding what a full rewrite would.
+
+use std::path::Path;
+use std::time::Duration;
+use strait_agent::apply::Applier;
+use strait_agent::run::{load_config, sync_once, Options};
+use strait_lab::Netns;
+
+fn options(dir: &Path) -> Options {
+    Options {
+        config: dir.join("agent.yaml"),
+        manifests: dir.join("manifests"),
+        node_name: "node-1".into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        node_file: dir.join("node-1.json"),
+        interval: Duration::from_secs(1),
+        resync: Duration::from_secs(30),
+        once: true,
+    }
+}
+
+fn web(endpoints: &[&str]) -> String {
+    let eps: Vec<String> = endpoints
+        .iter()
+        .map(|e| format!("{{addresses: [{e}]}}"))
+        .collect();
+    format!(
+        "apiVersion: v1\nkind: Node\nmetadata: {{name: node-1}}\nspec: {{podCIDR: 10.42.1.0/24}}\nstatus: {{addresses: [{{type: InternalIP, address: 10.0.0.1}}]}}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: d}}\nspec:\n  clusterIP: 10.43.0.10\n  ports: [{{port: 80, targetPort: 8080}}]\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: web-1, namespace: d, labels: {{kubernetes.io/service-name: web}}}}\naddressType: IPv4\nendpoints: [{}]\nports: [{{port: 8080}}]\n",
+        eps.join(", ")
+    )
+}
+
+/// `nft -s list table` (no counters) with its lines sorted (listing order follows creation
+/// order, which differs between a rewrite and incremental additions).
+fn listing(ns: &Netns) -> Vec<String> {
+    let text = ns
+        .exec_ok(&["nft", "-s", "list", "table", "inet", "strait"])
+        .unwrap();
+    let mut lines: Vec<String> = text.lines().map(|l| l.trim().to_owned()).collect();
+    lines.sort();
+    lines
+}
+
+/// The changes of the second sync, the listing after it, and the listing
+/// after a full rewrite of the same Plan.
+type Outcome = (Vec<String>, Vec<String>, Vec<String>);
+
+#[test]
+fn a_new_endpoint_count_group_is_added_incrementally() {
+    let ns = Netns::unique("stsvcap").unwrap();
+    for argv in [
+        &["ip", "link", "add", "eth0", "type", "bridge"][..],
+        &["ip", "addr", "add", "10.0.0.1/24", "dev", "eth0"],
+        &["ip", "link", "set", "eth0", "up"],
+    ] {
+        ns.exec_ok(argv).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("manifests")).unwrap();
+    std::fs::write(
+        dir.path().join("agent.yaml"),
+        "clusterCIDR: 10.42.0.0/16\nserviceCIDR: 10.43.0.0/16\nbackend: host-gw\n",
+    )
+    .unwrap();
+    let file = dir.path().join("manifests/all.yaml");
+    std::fs::write(&file, web(&["10.42.2.5", "10.42.2.6"])).unwrap();
+    let opts = options(dir.path());
+    let (changes, incremental, rewritten) = ns
+        .run(move || -> Result<Outcome, String> {
+            let cfg = load_config(&opts.config)?;
+            let mut applier = Applier::new(&opts.node_file).map_err(|e| e.to_string())?;
+            let mut nl = strait_kernel::Netlink::open().map_err(|e| e.to_string())?;
+            sync_once(&cfg, &opts, &mut applier, &mut nl, true, None)?;
+            // Three endpoints: group eps-n3 does not exist yet.
+            std::fs::write(&file, web(&["10.42.2.5", "10.42.2.6", "10.42.2.7"]))
+                .map_err(|e| e.to_string())?;
+            let changes = sync_once(&cfg, &opts, &mut applier, &mut nl, false, None)?.changes;
+            let list = |what: &str| -> Result<Vec<String>, String> {
+                let out = std::process::Command::new("nft")
+                    .args(["-s", "list", "table", "inet", "strait"])
+                    .output()
+                    .map_err(|e| format!("{what}: {e}"))?;
+                let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(|l| l.trim().to_owned())
+                    .collect();
+                lines.sort();
+                Ok(lines)
+            };
+            let incremental = list("after the incremental update")?;
+            // The same Plan written in full.
+            sync_once(&cfg, &opts, &mut applier, &mut nl, true, None)?;
+            Ok((changes, incremental, list("after a rewrite")?))
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert!(
+        changes[0].starts_with("nft table inet strait: ")
+            && changes[0].contains("element updates")
+            && changes[0].contains("objects added"),
+        "not incremental: {changes:?}"
+    );
+    let text = incremental.join("\n");
+    assert!(
+        text.contains("map eps-n3 {") && !text.contains("map eps-n2 {"),
+        "{text}"
+    );
+    assert!(text.contains("10.42.2.7 . 8080"), "{text}");
+    assert_eq!(incremental, rewritten);
+    assert_eq!(listing(&ns), rewritten);
+}

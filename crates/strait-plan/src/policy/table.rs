@@ -1,0 +1,253 @@
+//! The policy part of the `inet strait` table. Per packet the cost does not
+//! grow with policies or pods: one set lookup says whether the pod is
+//! isolated, one interval-set lookup whether the flow is allowed, one map
+//! lookup picks the drop chain that counts and logs.
+//!
+//! ```text
+//! forward:          ct state invalid drop
+//!                   ct state established,related accept
+//!                   ip saddr @egress-isolated jump policy-egress
+//!                   ip daddr @ingress-isolated jump policy-ingress
+//!                   ... (the egress accepts)
+//! policy-ingress:   ip daddr . ip saddr . meta l4proto . th dport @ingress-allow return
+//!                   ip daddr vmap @ingress-drop      (-> in-drop-<hash>)
+//!                   drop
+//! in-drop-<hash>:   counter name "pol-in.<ns>.<name>" ... limit ... log group 90 prefix "..."
+//!                   drop
+//! ```
+//! and the same for egress with source and destination swapped. The drop
+//! chains are per set of policies selecting a pod (every policy selecting
+//! the pod counts the drop).
+
+use super::build::Isolation;
+use super::rules::{Direction, Policy};
+use super::{counter_name, LOG_BURST, LOG_GROUP, LOG_PER_SECOND};
+use crate::egress::FORWARD_CHAIN;
+use crate::nft::{
+    Addrs, Chain, ConcatSet, CounterObj, CtState, IpFamily, Key, KeyExpr, KeyType, Map, MapData,
+    MapValue, Match, Rule, Set, SetKind, Statement, Table, Verdict,
+};
+use crate::services::fnv1a;
+use ipnet::{IpNet, Ipv4Net};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub fn isolated_set(d: Direction) -> String {
+    format!("{}-isolated", d.as_str())
+}
+
+pub fn allow_set(d: Direction) -> String {
+    format!("{}-allow", d.as_str())
+}
+
+pub fn drop_map(d: Direction) -> String {
+    format!("{}-drop", d.as_str())
+}
+
+pub fn policy_chain(d: Direction) -> String {
+    format!("policy-{}", d.as_str())
+}
+
+/// The log prefix of a drop chain: `strait-policy <chain>`.
+pub fn log_prefix(chain: &str) -> String {
+    format!("strait-policy {chain}")
+}
+
+/// (this pod, peer) in the order the allow set's key has them.
+fn keys(d: Direction) -> (KeyExpr, KeyExpr) {
+    match d {
+        Direction::Ingress => (KeyExpr::Ipv4Daddr, KeyExpr::Ipv4Saddr),
+        Direction::Egress => (KeyExpr::Ipv4Saddr, KeyExpr::Ipv4Daddr),
+    }
+}
+
+fn plain(
+    matches: Vec<Match>,
+    statements: Vec<Statement>,
+    verdict: Verdict,
+    comment: Option<&str>,
+) -> Rule {
+    Rule {
+        matches,
+        statements,
+        verdict,
+        counter: false,
+        comment: comment.map(String::from),
+    }
+}
+
+/// Adds one direction's counters, sets, maps and chains.
+pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: &Isolation) {
+    let short = d.short();
+    for p in policies.iter().filter(|p| p.rules(d).is_some()) {
+        table.counters.push(CounterObj {
+            name: counter_name(p.namespace, p.name, d),
+            comment: Some(clip(&format!("{} {}", p.key(), d.as_str()))),
+        });
+    }
+    table.sets.push(Set {
+        name: isolated_set(d),
+        kind: SetKind::Ipv4Addr,
+        interval: false,
+        elements: iso
+            .pods
+            .keys()
+            .map(|ip| IpNet::V4(Ipv4Net::from(*ip)))
+            .collect(),
+        comment: Some(format!(
+            "this node's pods selected by a policy with {}",
+            d.as_str()
+        )),
+        timeout: None,
+    });
+    let mut elements = Vec::new();
+    for (ip, allowed) in &iso.allowed {
+        super::elements::keys(*ip, allowed, &mut elements);
+    }
+    table.concat_sets.push(ConcatSet {
+        name: allow_set(d),
+        key: vec![
+            KeyType::Ipv4Addr,
+            KeyType::Ipv4Addr,
+            KeyType::InetProto,
+            KeyType::InetService,
+        ],
+        elements,
+        comment: Some("pod . peer . protocol . port allowed".to_string()),
+        interval: true,
+    });
+    // One drop chain per set of policies selecting a pod; names hash the
+    // set, so they stay when other pods or policies change.
+    let classes: BTreeSet<&Vec<usize>> = iso.pods.values().collect();
+    let mut chain_of: BTreeMap<&Vec<usize>, String> = BTreeMap::new();
+    let mut taken = BTreeSet::new();
+    for class in classes {
+        let keys: Vec<String> = class.iter().map(|i| policies[*i].key()).collect();
+        let mut name = format!("{short}-drop-{:08x}", fnv1a(&keys.join(",")));
+        while !taken.insert(name.clone()) {
+            name.push('x');
+        }
+        let mut statements: Vec<Statement> = class
+            .iter()
+            .map(|i| {
+                Statement::NamedCounter(counter_name(policies[*i].namespace, policies[*i].name, d))
+            })
+            .collect();
+        statements.push(Statement::LimitLog {
+            per_second: LOG_PER_SECOND,
+            burst: LOG_BURST,
+            group: LOG_GROUP,
+            prefix: log_prefix(&name),
+        });
+        table.chains.push(Chain {
+            name: name.clone(),
+            base: None,
+            rules: vec![
+                plain(vec![], statements, Verdict::Continue, None),
+                plain(vec![], vec![], Verdict::Drop, Some(&clip(&keys.join(" ")))),
+            ],
+        });
+        chain_of.insert(class, name);
+    }
+    table.maps.push(Map {
+        name: drop_map(d),
+        key: vec![KeyType::Ipv4Addr],
+        value: MapValue::Verdict,
+        elements: iso
+            .pods
+            .iter()
+            .map(|(ip, class)| {
+                (
+                    vec![Key::Ipv4(*ip)],
+                    MapData::Verdict(Verdict::Jump(chain_of[class].clone())),
+                )
+            })
+            .collect(),
+        comment: Some(format!(
+            "isolated pod: the drop chain of its {} policies",
+            d.as_str()
+        )),
+    });
+    let (this, peer) = keys(d);
+    table.chains.push(Chain {
+        name: policy_chain(d),
+        base: None,
+        rules: vec![
+            plain(
+                vec![Match::ConcatIn {
+                    key: vec![this, peer, KeyExpr::L4Proto, KeyExpr::Dport],
+                    set: allow_set(d),
+                }],
+                vec![],
+                Verdict::Return,
+                Some("allowed by a policy"),
+            ),
+            plain(
+                vec![],
+                vec![],
+                Verdict::VerdictMap {
+                    key: vec![this],
+                    map: drop_map(d),
+                },
+                None,
+            ),
+            plain(vec![], vec![], Verdict::Drop, None),
+        ],
+    });
+}
+
+/// Puts the conntrack shortcut and the two jumps first in the forward chain.
+pub fn hook_forward(table: &mut Table) {
+    let set = |d: Direction| Addrs::Set(isolated_set(d));
+    let counted = |matches: Vec<Match>, verdict: Verdict, comment: &str| Rule {
+        matches,
+        statements: vec![],
+        verdict,
+        counter: true,
+        comment: Some(comment.to_string()),
+    };
+    let rules = vec![
+        counted(
+            vec![Match::CtState(vec![CtState::Invalid])],
+            Verdict::Drop,
+            "policy: invalid",
+        ),
+        counted(
+            vec![Match::CtState(vec![CtState::Established, CtState::Related])],
+            Verdict::Accept,
+            "policy: replies and established flows",
+        ),
+        counted(
+            vec![Match::SaddrIn {
+                family: IpFamily::V4,
+                addrs: set(Direction::Egress),
+                negate: false,
+            }],
+            Verdict::Jump(policy_chain(Direction::Egress)),
+            "policy: egress of this node's isolated pods",
+        ),
+        counted(
+            vec![Match::DaddrIn {
+                family: IpFamily::V4,
+                addrs: set(Direction::Ingress),
+                negate: false,
+            }],
+            Verdict::Jump(policy_chain(Direction::Ingress)),
+            "policy: ingress of this node's isolated pods",
+        ),
+    ];
+    if let Some(chain) = table.chains.iter_mut().find(|c| c.name == FORWARD_CHAIN) {
+        chain.rules.splice(0..0, rules);
+    }
+}
+
+/// At most an nft comment's length.
+fn clip(s: &str) -> String {
+    if s.len() <= crate::nft::MAX_COMMENT_LEN {
+        return s.to_string();
+    }
+    let mut end = crate::nft::MAX_COMMENT_LEN - 3;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}

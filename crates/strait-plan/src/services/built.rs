@@ -1,0 +1,173 @@
+//! What the compiler collects from all Services before it goes into the
+//! table, and the per-target bookkeeping (groups, affinity, chain names).
+
+use super::*;
+
+/// What [`add_to_table`] built, before it goes into the table.
+#[derive(Default)]
+pub(super) struct Built {
+    /// Every source's view: ClusterIPs, and external addresses with every
+    /// endpoint (what pods and this node use for eTP Local too).
+    pub(super) service_ips: Vec<(Vec<Key>, Verdict)>,
+    pub(super) nodeports: Vec<(Vec<Key>, Verdict)>,
+    /// eTP Local, traffic from outside: this node's endpoints, or drop.
+    pub(super) ext_local_ips: Vec<(Vec<Key>, Verdict)>,
+    pub(super) ext_local_nodeports: Vec<(Vec<Key>, Verdict)>,
+    pub(super) no_ep_ips: Vec<(Vec<Key>, Verdict)>,
+    pub(super) no_ep_nodeports: Vec<(Vec<Key>, Verdict)>,
+    /// Keys of `service_ips` / `nodeports` already claimed (first wins).
+    pub(super) claimed_ips: HashSet<Vec<Key>>,
+    pub(super) claimed_nodeports: HashSet<Vec<Key>>,
+    /// eTP Cluster external addresses and NodePorts: marked for masquerade.
+    pub(super) masq_ips: Vec<Vec<Key>>,
+    pub(super) masq_nodeports: Vec<Vec<Key>>,
+    /// eTP Local external addresses and NodePorts: marked when this node
+    /// is the client.
+    pub(super) node_masq_ips: Vec<Vec<Key>>,
+    pub(super) node_masq_nodeports: Vec<Vec<Key>>,
+    /// Endpoint addresses (an endpoint reaching itself is masqueraded).
+    pub(super) hairpin: BTreeSet<Ipv4Addr>,
+    /// This node's pod CIDRs: only its own pods can hairpin here.
+    pub(super) local_pods: Vec<ipnet::Ipv4Net>,
+    /// The service CIDR (off-cluster masquerade, reject of unused addresses).
+    pub(super) service_cidr: Option<ipnet::Ipv4Net>,
+    /// Grouped endpoint maps: key . index -> endpoint address . port.
+    pub(super) groups: BTreeMap<Group, Vec<(Vec<Key>, MapData)>>,
+    /// Per-service chains (sessionAffinity ClientIP only) by name.
+    pub(super) chains: BTreeMap<String, Chain>,
+    /// Endpoint chains to create (sessionAffinity ClientIP only).
+    pub(super) endpoints: BTreeSet<(Ipv4Addr, u16, L4Proto)>,
+    /// Per-service chain name -> the identity that owns it.
+    pub(super) owners: HashMap<String, String>,
+    /// sessionAffinity sets (client address -> endpoint, with a timeout).
+    pub(super) sets: Vec<Set>,
+}
+
+impl Built {
+    /// Where traffic for `key` goes to reach one of `eps` (the `local`
+    /// view or the cluster one): with `affinity` (the per-service chain of
+    /// a sessionAffinity service), that chain; otherwise elements
+    /// `key . i : endpoint` in the group map of `eps.len()` endpoints, and
+    /// its chain. No endpoint: drop.
+    pub(super) fn target(
+        &mut self,
+        key: &[Key],
+        eps: &[(Ipv4Addr, u16)],
+        local: bool,
+        affinity: Option<&str>,
+    ) -> Verdict {
+        if eps.is_empty() {
+            return Verdict::Drop;
+        }
+        // A pod reaching itself through a Service is DNATed on its own
+        // node, so only this node's pods need hairpin entries (a set of
+        // local pods, not of every endpoint in the cluster).
+        let local_pods = &self.local_pods;
+        self.hairpin.extend(
+            eps.iter()
+                .map(|(ip, _)| *ip)
+                .filter(|ip| local_pods.iter().any(|c| c.contains(ip))),
+        );
+        if let Some(chain) = affinity {
+            return Verdict::Goto(chain.to_string());
+        }
+        let group = Group {
+            nodeport: key.len() == PORT_KEY.len(),
+            local,
+            n: u32::try_from(eps.len()).unwrap_or(u32::MAX),
+        };
+        let elements = self.groups.entry(group).or_default();
+        for (i, (ip, port)) in (0u32..).zip(eps) {
+            let mut k = key.to_vec();
+            k.push(Key::Index(i));
+            elements.push((k, MapData::AddrPort(*ip, *port)));
+        }
+        Verdict::Goto(group.chain_name())
+    }
+
+    /// The rules of a sessionAffinity ClientIP chain over `eps` (`timeout`
+    /// seconds): a client seen before goes straight to the endpoint it had
+    /// (a dynamic set per endpoint holds client addresses), and a new
+    /// client's choice is remembered on the way to the endpoint chain.
+    pub(super) fn affinity_rules(
+        &mut self,
+        chain: &str,
+        eps: &[(Ipv4Addr, u16)],
+        proto: L4Proto,
+        timeout: u32,
+    ) -> Vec<Rule> {
+        self.endpoints
+            .extend(eps.iter().map(|(ip, p)| (*ip, *p, proto)));
+        let mut rules = Vec::new();
+        let mut targets = Vec::new();
+        for (i, (ip, port)) in eps.iter().enumerate() {
+            let sep = endpoint_chain_name(*ip, *port, proto);
+            let set = format!("{chain}-aff{i}");
+            let remember = format!("{chain}-a{i}");
+            self.sets.push(Set {
+                name: set.clone(),
+                kind: SetKind::Ipv4Addr,
+                interval: false,
+                elements: vec![],
+                comment: Some(format!("sessionAffinity ClientIP: clients of {ip}:{port}")),
+                timeout: Some(timeout),
+            });
+            rules.push(rule(
+                vec![Match::SaddrIn {
+                    family: IpFamily::V4,
+                    addrs: Addrs::Set(set.clone()),
+                    negate: false,
+                }],
+                vec![],
+                Verdict::Goto(sep.clone()),
+                None,
+            ));
+            self.chains.insert(
+                remember.clone(),
+                regular(
+                    remember.clone(),
+                    vec![rule(
+                        vec![],
+                        vec![Statement::UpdateSaddr(set)],
+                        Verdict::Goto(sep),
+                        None,
+                    )],
+                ),
+            );
+            targets.push(Verdict::Goto(remember));
+        }
+        let pick = if targets.len() == 1 {
+            targets.remove(0)
+        } else {
+            Verdict::NumgenVmap { targets }
+        };
+        rules.push(rule(vec![], vec![], pick, None));
+        rules
+    }
+    /// [`service_chain_name`], unless another service port already owns
+    /// that name (`a-b`/`c` and `a`/`b-c` read the same): then the name
+    /// gets a hash of this identity. Services come sorted, so the choice is
+    /// stable.
+    pub(super) fn chain_name(
+        &mut self,
+        prefix: &str,
+        ns: &str,
+        name: &str,
+        port: &str,
+        proto: L4Proto,
+    ) -> String {
+        let plain = service_chain_name(prefix, ns, name, port, proto);
+        let identity = format!("{prefix}/{ns}/{name}/{port}/{}", proto.as_str());
+        match self.owners.get(&plain) {
+            None => {
+                self.owners.insert(plain.clone(), identity);
+                plain
+            }
+            Some(owner) if *owner == identity => plain,
+            Some(_) => {
+                let cut = plain.len().min(MAX_CHAIN_NAME - 9);
+                format!("{}-{:08x}", &plain[..cut], fnv1a(&identity))
+            }
+        }
+    }
+}

@@ -20,6 +20,6 @@ pub mod walk;
 pub mod world;
 
 pub use packet::{parse_proto, Packet};
-pub use report::{Step, Trace, Verdict};
+pub use report::{Pick, Step, Trace, Verdict};
 pub use walk::{trace, Options};
 pub use world::{BoxView, NodeView, PodView, ServiceView, Start, World};

@@ -87,6 +87,8 @@ pub struct HookResult {
     pub hits: Vec<Hit>,
     pub nat: Vec<Nat>,
     pub mark: u32,
+    /// The most choices a `numgen` had in this hook (1: none).
+    pub choices: u32,
 }
 
 /// A chain's result: ended by a terminal verdict, or returned (fell off its
@@ -107,6 +109,7 @@ struct Run<'a> {
     nat: Vec<Nat>,
     /// The next jump or goto comes from a map element already recorded.
     quiet: bool,
+    choices: u32,
 }
 
 /// Runs `pkt` through every base chain of `table` on `ctx.hook`, lowest
@@ -127,6 +130,7 @@ pub fn eval_hook(table: &Table, ctx: &HookCtx, pkt: Packet, mark: u32) -> (HookR
         hits: Vec::new(),
         nat: Vec::new(),
         quiet: false,
+        choices: 1,
     };
     let mut outcome = Outcome::Accept;
     for chain in bases {
@@ -173,6 +177,7 @@ pub fn eval_hook(table: &Table, ctx: &HookCtx, pkt: Packet, mark: u32) -> (HookR
         hits: run.hits,
         nat: run.nat,
         mark: run.mark,
+        choices: run.choices,
     };
     (result, run.pkt)
 }
@@ -289,6 +294,7 @@ impl Run<'_> {
                     return None;
                 }
                 let i = self.ctx.pick as usize % targets.len();
+                self.choices = self.choices.max(targets.len() as u32);
                 self.hit(
                     chain,
                     n,
@@ -311,6 +317,7 @@ impl Run<'_> {
                     KeyExpr::Numgen(n) => Some(*n),
                     _ => None,
                 });
+                self.choices = self.choices.max(numgen.unwrap_or(1));
                 let same_prefix = |ek: &[Key]| {
                     ek.len() == k.len()
                         && ek
@@ -384,8 +391,8 @@ impl Run<'_> {
             // Remembers the client for later connections; this packet's
             // path does not change.
             Statement::UpdateSaddr(_) => {}
-            // Counting and the rate-limited drop log change nothing on
-            // the packet's path.
+            // Counting and (rate-limited) logging do not change the path;
+            // the hit records them (policy names, the drop log group).
             Statement::NamedCounter(_) | Statement::LimitLog { .. } => {}
         }
     }
@@ -398,14 +405,11 @@ impl Run<'_> {
                 KeyExpr::Ipv4Daddr => Some(Key::Ipv4(self.pkt.dst)),
                 KeyExpr::Ipv4Saddr => Some(Key::Ipv4(self.pkt.src)),
                 KeyExpr::L4Proto => Some(Key::Proto(self.pkt.proto)),
-                // Without ports (ICMP) `th dport` reads two bytes of the
-                // ICMP header (the checksum): any value, so only an element
-                // covering every port matches it for sure.
-                KeyExpr::Dport => Some(if self.pkt.proto.has_ports() {
-                    Key::Port(self.pkt.dport)
-                } else {
-                    Key::PortRange(0, u16::MAX)
-                }),
+                KeyExpr::Dport => self
+                    .pkt
+                    .proto
+                    .has_ports()
+                    .then_some(Key::Port(self.pkt.dport)),
                 KeyExpr::Numgen(n) => Some(Key::Index(self.ctx.pick % (*n).max(1))),
             })
             .collect()
@@ -471,26 +475,24 @@ impl Run<'_> {
 /// a compile error here until it is given its meaning.
 fn key_matches(element: &[Key], packet: &[Key]) -> bool {
     element.len() == packet.len()
-        && element.iter().zip(packet).all(|(e, v)| match (e, v) {
-            (Key::Ipv4(_) | Key::Proto(_) | Key::Port(_) | Key::Index(_), _) => e == v,
-            (Key::Ipv4Range(a, b), Key::Ipv4(x)) => a <= x && x <= b,
-            (Key::ProtoRange(a, b), Key::Proto(p)) => (*a..=*b).contains(&proto_number(*p)),
-            (Key::PortRange(a, b), Key::Port(x)) => a <= x && x <= b,
-            // The packet's port is unknown (ICMP): only a range covering
-            // all of it matches.
-            (Key::PortRange(a, b), Key::PortRange(x, y)) => a <= x && y <= b,
-            (Key::Ipv4Range(..) | Key::ProtoRange(..) | Key::PortRange(..), _) => false,
+        && element.iter().zip(packet).all(|(e, v)| match e {
+            Key::Ipv4(_) | Key::Proto(_) | Key::Port(_) | Key::Index(_) => e == v,
+            Key::Ipv4Range(a, b) => matches!(v, Key::Ipv4(x) if a <= x && x <= b),
+            Key::ProtoRange(a, b) => {
+                matches!(v, Key::Proto(p) if (*a..=*b).contains(&proto_number(*p)))
+            }
+            Key::PortRange(a, b) => matches!(v, Key::Port(p) if a <= p && p <= b),
         })
 }
 
-/// The IANA protocol number `meta l4proto` compares.
+/// The IP protocol number (`meta l4proto` compares these).
 fn proto_number(p: L4Proto) -> u8 {
     match p {
+        L4Proto::Icmp => 1,
         L4Proto::Tcp => 6,
         L4Proto::Udp => 17,
-        L4Proto::Sctp => 132,
-        L4Proto::Icmp => 1,
         L4Proto::Icmpv6 => 58,
+        L4Proto::Sctp => 132,
     }
 }
 

@@ -255,7 +255,6 @@ fn maps_sets_marks_fib_and_ct_state() {
         regular("deny", vec![rule(vec![], Verdict::Drop)]),
     ]);
     t.concat_sets.push(ConcatSet {
-        interval: false,
         name: "marked".into(),
         key: vec![KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService],
         elements: vec![vec![
@@ -264,6 +263,7 @@ fn maps_sets_marks_fib_and_ct_state() {
             Key::Port(22),
         ]],
         comment: None,
+        interval: false,
     });
     t.maps.push(Map {
         name: "ports".into(),
@@ -403,45 +403,54 @@ fn numgen_picks_and_masquerade_is_reported() {
 }
 
 #[test]
-fn interval_elements_match_ranges_and_icmp_only_full_port_ranges() {
-    use std::net::Ipv4Addr;
-    let element = [
-        Key::Ipv4(Ipv4Addr::new(10, 42, 1, 2)),
-        Key::Ipv4Range(Ipv4Addr::new(10, 42, 0, 0), Ipv4Addr::new(10, 42, 0, 255)),
-        Key::ProtoRange(6, 6),
-        Key::PortRange(80, 81),
-    ];
-    let packet = |src: [u8; 4], proto, port| {
-        [
-            Key::Ipv4(Ipv4Addr::new(10, 42, 1, 2)),
-            Key::Ipv4(Ipv4Addr::from(src)),
-            Key::Proto(proto),
-            port,
-        ]
+fn interval_concat_sets_match_ranges() {
+    let mut t = table(vec![base(
+        "f",
+        ChainType::Filter,
+        Hook::Forward,
+        0,
+        Policy::Drop,
+        vec![rule(
+            vec![Match::ConcatIn {
+                key: vec![
+                    KeyExpr::Ipv4Daddr,
+                    KeyExpr::Ipv4Saddr,
+                    KeyExpr::L4Proto,
+                    KeyExpr::Dport,
+                ],
+                set: "allow".into(),
+            }],
+            Verdict::Accept,
+        )],
+    )]);
+    t.concat_sets.push(ConcatSet {
+        name: "allow".into(),
+        key: vec![
+            KeyType::Ipv4Addr,
+            KeyType::Ipv4Addr,
+            KeyType::InetProto,
+            KeyType::InetService,
+        ],
+        elements: vec![vec![
+            Key::Ipv4(Ipv4Addr::new(10, 42, 2, 5)),
+            Key::Ipv4Range(Ipv4Addr::new(10, 42, 1, 0), Ipv4Addr::new(10, 42, 1, 255)),
+            Key::ProtoRange(6, 6),
+            Key::PortRange(8000, 8080),
+        ]],
+        comment: None,
+        interval: true,
+    });
+    let ok = |proto, port| {
+        let (r, _) = run(
+            &t,
+            Hook::Forward,
+            CtState::New,
+            pkt([10, 42, 2, 5], proto, port),
+        );
+        r.outcome == Outcome::Accept
     };
-    assert!(super::key_matches(
-        &element,
-        &packet([10, 42, 0, 9], L4Proto::Tcp, Key::Port(81))
-    ));
-    assert!(!super::key_matches(
-        &element,
-        &packet([10, 42, 0, 9], L4Proto::Tcp, Key::Port(82))
-    ));
-    assert!(!super::key_matches(
-        &element,
-        &packet([10, 42, 1, 9], L4Proto::Tcp, Key::Port(80))
-    ));
-    assert!(!super::key_matches(
-        &element,
-        &packet([10, 42, 0, 9], L4Proto::Udp, Key::Port(80))
-    ));
-    let icmp = packet([10, 42, 0, 9], L4Proto::Icmp, Key::PortRange(0, u16::MAX));
-    assert!(!super::key_matches(&element, &icmp));
-    let all = [
-        element[0],
-        element[1],
-        Key::ProtoRange(0, 255),
-        Key::PortRange(0, u16::MAX),
-    ];
-    assert!(super::key_matches(&all, &icmp));
+    assert!(ok(L4Proto::Tcp, 8080));
+    assert!(ok(L4Proto::Tcp, 8000));
+    assert!(!ok(L4Proto::Tcp, 8081));
+    assert!(!ok(L4Proto::Udp, 8080));
 }

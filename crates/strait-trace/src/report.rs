@@ -40,6 +40,18 @@ impl Verdict {
         matches!(self, Verdict::Answered { .. })
     }
 
+    /// The verdict in one line.
+    pub fn line(&self) -> String {
+        match self {
+            Verdict::Answered { by } => format!("ANSWERED by {by}"),
+            Verdict::Refused { at, reason } => format!("REFUSED at {at}: {reason}"),
+            Verdict::Dropped { at, reason } => format!("DROPPED at {at}: {reason}"),
+            Verdict::NoReply { at, reason } => {
+                format!("NO REPLY (answer lost at {at}): {reason}")
+            }
+        }
+    }
+
     pub fn word(&self) -> &'static str {
         match self {
             Verdict::Answered { .. } => "answered",
@@ -48,6 +60,15 @@ impl Verdict {
             Verdict::NoReply { .. } => "no-reply",
         }
     }
+}
+
+/// The outcome with another endpoint picked by a `numgen` on the way.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pick {
+    pub pick: u32,
+    /// The first DNAT target with this pick (`addr:port`).
+    pub endpoint: Option<String>,
+    pub verdict: Verdict,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -60,6 +81,12 @@ pub struct Trace {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reply: Vec<Step>,
     pub verdict: Verdict,
+    /// The first DNAT target of this trace (`addr:port`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The outcomes with the other endpoints a Service could pick.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_picks: Vec<Pick>,
 }
 
 fn write_steps(out: &mut String, steps: &[Step]) {
@@ -89,14 +116,22 @@ impl Trace {
             out.push_str("reply:\n");
             write_steps(&mut out, &self.reply);
         }
-        let _ = match &self.verdict {
-            Verdict::Answered { by } => writeln!(out, "verdict: ANSWERED by {by}"),
-            Verdict::Refused { at, reason } => writeln!(out, "verdict: REFUSED at {at}: {reason}"),
-            Verdict::Dropped { at, reason } => writeln!(out, "verdict: DROPPED at {at}: {reason}"),
-            Verdict::NoReply { at, reason } => {
-                writeln!(out, "verdict: NO REPLY (answer lost at {at}): {reason}")
-            }
-        };
+        let _ = writeln!(out, "verdict: {}", self.verdict.line());
+        if self
+            .other_picks
+            .iter()
+            .any(|p| p.verdict.answered() != self.verdict.answered())
+        {
+            out.push_str("the outcome depends on the endpoint picked:\n");
+        }
+        for p in &self.other_picks {
+            let _ = writeln!(
+                out,
+                "  with endpoint {}: {}",
+                p.endpoint.as_deref().unwrap_or("?"),
+                p.verdict.line()
+            );
+        }
         out
     }
 }

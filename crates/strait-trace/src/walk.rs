@@ -12,10 +12,9 @@
 
 use crate::nft_eval::{eval_hook, HookCtx, Nat, Outcome};
 use crate::packet::{Packet, SOURCE_PORT};
-use crate::report::{Step, Trace, Verdict};
+use crate::report::{Pick, Step, Trace, Verdict};
 use crate::routes::{self, Hop};
 use crate::world::{box_label, Start, World};
-use std::net::Ipv4Addr;
 use strait_plan::nft::{CtState, Hook, L4Proto};
 
 /// Longest path followed before calling it a loop.
@@ -49,6 +48,8 @@ struct Walker<'w> {
     ct: Vec<Vec<(Packet, Packet)>>,
     pick: u32,
     hops: usize,
+    /// The most choices a numgen had on the way (1: none).
+    choices: u32,
 }
 
 /// Traces `proto`/`port` from `from` to `to` (see [`World::resolve_from`]
@@ -73,17 +74,62 @@ pub fn trace(
         sport: if proto.has_ports() { SOURCE_PORT } else { 0 },
         dport: if proto.has_ports() { port } else { 0 },
     };
-    let mut wk = Walker {
-        w: world,
-        steps: Vec::new(),
-        ct: vec![Vec::new(); world.nodes.len()],
-        pick: opts.pick,
-        hops: 0,
-    };
     let origin = match start {
         Start::Pod(i) => Target::Pod(i),
         Start::Node(i) => Target::Node(i),
         Start::Box(i) => Target::Box(i),
+    };
+    let (steps, reply, verdict, choices) = walk_once(world, origin, pkt, opts.pick);
+    // A random endpoint choice on the way: trace the other choices too and
+    // say when the outcome depends on it.
+    let mut other_picks = Vec::new();
+    for pick in (0..choices.min(MAX_PICKS)).filter(|p| *p != opts.pick) {
+        let (steps, _, verdict, _) = walk_once(world, origin, pkt, pick);
+        other_picks.push(Pick {
+            pick,
+            endpoint: first_dnat(&steps),
+            verdict,
+        });
+    }
+    Ok(Trace {
+        from: format!("{from} ({src})"),
+        to: world.label(dst),
+        packet: pkt,
+        endpoint: first_dnat(&steps),
+        steps,
+        reply,
+        verdict,
+        other_picks,
+    })
+}
+
+/// Most endpoint choices traced besides the first.
+const MAX_PICKS: u32 = 16;
+
+/// The first DNAT target on a path, as `addr:port`.
+fn first_dnat(steps: &[Step]) -> Option<String> {
+    steps.iter().flat_map(|s| &s.rules).find_map(|h| {
+        let at = h.effect.find("dnat to ")?;
+        let rest = &h.effect[at + "dnat to ".len()..];
+        Some(rest.split_whitespace().next()?.to_string())
+    })
+}
+
+/// One walk there and back with `pick`: (steps, reply steps, verdict, the
+/// most choices a numgen had on the way).
+fn walk_once(
+    world: &World,
+    origin: Target,
+    pkt: Packet,
+    pick: u32,
+) -> (Vec<Step>, Vec<Step>, Verdict, u32) {
+    let mut wk = Walker {
+        w: world,
+        steps: Vec::new(),
+        ct: vec![Vec::new(); world.nodes.len()],
+        pick,
+        hops: 0,
+        choices: 1,
     };
     let end = wk.send(origin, pkt, CtState::New);
     let answer = match &end {
@@ -118,14 +164,7 @@ pub fn trace(
             }
         },
     };
-    Ok(Trace {
-        from: format!("{from} ({src})"),
-        to: world.label(dst),
-        packet: pkt,
-        steps,
-        reply,
-        verdict,
-    })
+    (steps, reply, verdict, wk.choices)
 }
 
 impl Walker<'_> {
@@ -162,6 +201,12 @@ impl Walker<'_> {
                 };
                 let bridge = self.w.nodes[n].plan.bridge.name.clone();
                 let at = self.target_label(from);
+                if pkt.dst == p.ip {
+                    // To its own address: over the pod's loopback, never
+                    // leaving its namespace.
+                    self.step(&at, "send", format!("{pkt} to itself, over lo"));
+                    return End::Delivered(from, pkt);
+                }
                 self.step(
                     &at,
                     "send",
@@ -211,6 +256,7 @@ impl Walker<'_> {
         };
         let (res, out) = eval_hook(&node.plan.nft, &ctx, pkt, *mark);
         *mark = res.mark;
+        self.choices = self.choices.max(res.choices);
         let detail = match &res.outcome {
             Outcome::Accept if out != pkt => format!("accept, now {out}"),
             Outcome::Accept => "accept".to_string(),
@@ -221,6 +267,10 @@ impl Walker<'_> {
             Outcome::Reject { chain, rule, with } => {
                 format!("REJECT ({with}) by {chain} rule {rule}")
             }
+        };
+        let detail = match (&res.outcome, policy_reason(self.w, &res.hits, &out)) {
+            (Outcome::Drop { .. }, Some(why)) => format!("{detail}: {why}"),
+            _ => detail,
         };
         self.steps.push(Step {
             at: at.clone(),
@@ -505,115 +555,51 @@ impl Walker<'_> {
             format!("leaves by {}: beyond what trace knows", hop.dev),
         )
     }
-
-    /// Onto a link towards the holder of `next`.
-    fn wire(&mut self, at: &str, next: Ipv4Addr, pkt: Packet, ct: CtState) -> End {
-        if let Some(m) = self
-            .w
-            .nodes
-            .iter()
-            .position(|m| m.local.underlay_ip == next)
-        {
-            let dev = self.w.nodes[m].local.underlay_dev.clone();
-            let to = self.node_at(m);
-            self.step(
-                at,
-                "wire",
-                format!("to next hop {next} ({to}), in on {dev}"),
-            );
-            return self.node_in(m, &dev, pkt, ct);
-        }
-        if let Some(b) = self
-            .w
-            .boxes
-            .iter()
-            .position(|b| b.addresses.iter().any(|a| a.addr() == next))
-        {
-            let to = self.target_label(Target::Box(b));
-            self.step(at, "wire", format!("to next hop {next} ({to})"));
-            return self.box_in(b, pkt, ct);
-        }
-        let reason = format!("nobody on the link holds next hop {next} (ARP gets no answer)");
-        self.step(at, "wire", reason.clone());
-        End::Dropped(at.to_string(), reason)
-    }
-
-    fn box_in(&mut self, b: usize, pkt: Packet, ct: CtState) -> End {
-        self.hops += 1;
-        if self.hops > MAX_HOPS {
-            return End::Dropped(self.target_label(Target::Box(b)), "routing loop".into());
-        }
-        let bx = &self.w.boxes[b];
-        if bx.addresses.iter().any(|a| a.addr() == pkt.dst) {
-            return End::Delivered(Target::Box(b), pkt);
-        }
-        if !bx.forwards {
-            let at = self.target_label(Target::Box(b));
-            return End::Dropped(
-                at,
-                format!("{} is not its address and it does not forward", pkt.dst),
-            );
-        }
-        self.box_route(b, pkt, ct)
-    }
-
-    fn box_route(&mut self, b: usize, pkt: Packet, ct: CtState) -> End {
-        let at = self.target_label(Target::Box(b));
-        let bx = &self.w.boxes[b];
-        if bx.addresses.iter().any(|a| a.addr() == pkt.dst) {
-            return End::Delivered(Target::Box(b), pkt);
-        }
-        match routes::box_lookup(bx, pkt.dst) {
-            Some((next, text)) => {
-                self.step(&at, "route", format!("{} -> {text}", pkt.dst));
-                self.wire(&at, next, pkt, ct)
-            }
-            None => {
-                let reason = format!(
-                    "{at} has no route to {}: add one (e.g. the cluster CIDR via a node) or masquerade this traffic",
-                    pkt.dst
-                );
-                self.step(&at, "route", format!("NO ROUTE to {}", pkt.dst));
-                End::Dropped(at, reason)
-            }
-        }
-    }
-
-    /// Whether `t` answers `pkt`: `Ok(label)` or `Err((at, why))`.
-    fn answers(&mut self, t: Target, pkt: &Packet) -> Result<String, (String, String)> {
-        let label = self.target_label(t);
-        if !pkt.proto.has_ports() {
-            self.step(&label, "deliver", format!("{pkt}: echo reply"));
-            return Ok(label);
-        }
-        let want = (pkt.proto, pkt.dport);
-        let listens = match t {
-            Target::Pod(i) => self.w.pods[i].listens.contains(&want),
-            Target::Node(n) => {
-                let name = &self.w.nodes[n].local.name;
-                self.w
-                    .pods
-                    .iter()
-                    .any(|p| p.host_network && &p.node == name && p.listens.contains(&want))
-            }
-            Target::Box(b) => self.w.boxes[b].listens.contains(&want),
-        };
-        let what = format!("{}/{}", pkt.proto.as_str(), pkt.dport);
-        if listens {
-            self.step(&label, "deliver", format!("{pkt}: {what} answers"));
-            Ok(format!("{label} ({}:{})", pkt.dst, pkt.dport))
-        } else {
-            let how = if pkt.proto == L4Proto::Tcp {
-                "TCP reset"
-            } else {
-                "ICMP port unreachable"
-            };
-            let reason = format!("nothing listens on {what} at {label} ({how})");
-            self.step(&label, "deliver", reason.clone());
-            Err((label, reason))
-        }
-    }
 }
+
+/// Why a NetworkPolicy dropped `pkt`, from the per-policy counters the
+/// drop chain hit (`pol-in.<ns>.<name>`, `pol-eg.<ns>.<name>`, see
+/// docs/policy.md): "pod/x/b is selected by x/deny-all (ingress); no rule
+/// allows pod/y/a on tcp/81".
+fn policy_reason(w: &World, hits: &[crate::nft_eval::Hit], pkt: &Packet) -> Option<String> {
+    let mut dir = "";
+    let mut names = Vec::new();
+    for h in hits {
+        let mut rest = h.effect.as_str();
+        while let Some(at) = rest.find("counter name \"") {
+            rest = &rest[at + "counter name \"".len()..];
+            let name = rest.split('"').next().unwrap_or_default();
+            for (prefix, d) in [("pol-in.", "ingress"), ("pol-eg.", "egress")] {
+                if let Some(ns_name) = name.strip_prefix(prefix) {
+                    dir = d;
+                    names.push(ns_name.replacen('.', "/", 1));
+                }
+            }
+        }
+    }
+    if names.is_empty() {
+        return None;
+    }
+    let (pod, peer) = if dir == "ingress" {
+        (pkt.dst, pkt.src)
+    } else {
+        (pkt.src, pkt.dst)
+    };
+    let what = if pkt.proto.has_ports() {
+        format!("{}/{}", pkt.proto.as_str(), pkt.dport)
+    } else {
+        pkt.proto.as_str().to_string()
+    };
+    Some(format!(
+        "NetworkPolicy: {} is selected by {} ({dir}); no rule allows {} on {what}",
+        w.label(pod),
+        names.join(", "),
+        w.label(peer)
+    ))
+}
+
+#[path = "walk_outside.rs"]
+mod outside;
 
 #[cfg(test)]
 #[path = "walk_tests.rs"]

@@ -186,6 +186,12 @@ fn cluster_ip_shows_dispatch_dnat_and_the_other_endpoints() {
             && e.contains("could also have been 10.42.2.5:8080")),
         "{pre:?}"
     );
+    // The trace follows the other endpoint too: same outcome.
+    assert_eq!(t.endpoint.as_deref(), Some("10.42.1.4:8080"));
+    assert_eq!(t.other_picks.len(), 1, "{}", t.human());
+    assert_eq!(t.other_picks[0].endpoint.as_deref(), Some("10.42.2.5:8080"));
+    assert!(t.other_picks[0].verdict.answered());
+    assert!(!t.human().contains("depends on the endpoint"));
     // The other pick goes over VXLAN to web-2.
     let t2 = trace(
         &w,
@@ -361,4 +367,57 @@ fn ptp_host_route_delivers_over_the_pods_veth() {
         "{}",
         t.human()
     );
+}
+
+#[test]
+fn a_pod_reaches_itself_over_loopback() {
+    let w = world(VXLAN, true, vec![]);
+    let t = run(&w, "demo/web-1", "demo/web-1", L4Proto::Icmp, 0);
+    assert!(t.verdict.answered(), "{}", t.human());
+    assert!(has(&t, "send", "to itself, over lo"));
+    assert!(
+        !t.steps.iter().any(|s| s.at.starts_with("node/")),
+        "{}",
+        t.human()
+    );
+    let t = run(&w, "demo/web-1", "demo/web-1", L4Proto::Tcp, 81);
+    assert_eq!(t.verdict.word(), "refused");
+}
+
+#[test]
+fn network_policy_drop_names_the_policy_and_allow_passes() {
+    let cfg = AgentConfig::from_yaml(VXLAN).unwrap();
+    let policy = "
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-from-client, namespace: demo}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: client}}}]
+    ports: [{port: 8080}]
+";
+    let text = format!("{NODES}{policy}");
+    let snap = Snapshot::from_objects(parse_manifests(&text, "test").unwrap());
+    let w = World::from_cluster(&cfg, &snap, &local("node-1", [192, 168, 1, 11])).unwrap();
+    // Allowed: client -> web-2 on 8080 (checked on node-2, ingress).
+    let t = run(&w, "demo/client", "demo/web-2", L4Proto::Tcp, 8080);
+    assert!(t.verdict.answered(), "{}", t.human());
+    // Not allowed: web-1 -> web-2, and client on another port.
+    for (from, port) in [("demo/web-1", 8080), ("demo/client", 81)] {
+        let t = run(&w, from, "demo/web-2", L4Proto::Tcp, port);
+        match &t.verdict {
+            Verdict::Dropped { at, reason } => {
+                assert_eq!(at, "node/node-2", "{}", t.human());
+                assert!(
+                    reason.contains("10.42.2.5 (pod/demo/web-2) is selected by demo/web-from-client (ingress); no rule allows"),
+                    "{reason}"
+                );
+                assert!(reason.contains(&format!("on tcp/{port}")), "{reason}");
+            }
+            other => panic!("{other:?}\n{}", t.human()),
+        }
+    }
 }

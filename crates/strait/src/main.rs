@@ -134,13 +134,14 @@ fn agent(a: AgentArgs) -> Result<(), String> {
     }
 }
 
-/// An exit code chosen by the command, or failure with its message.
+/// An exit code chosen by the command (trace: 1 not answered; doctor: 1
+/// a problem found), or 2 with the message when it could not run.
 fn exit(r: Result<i32, String>) -> ExitCode {
     match r {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("strait: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }

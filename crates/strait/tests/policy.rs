@@ -61,7 +61,23 @@ fn truth_tables(backend: Backend) {
     s.case(
         "default-deny ingress in x (implied policyTypes); own node allowed",
         &deny_ingress_x,
-        &[r, nodes],
+        &[r.clone(), nodes],
+    );
+    // Denied packets are counted per policy and logged naming it (x/a is on
+    // node-1, so node-1 dropped probes to it).
+    s.expect_drop_evidence(
+        "default-deny ingress: drops counted and logged",
+        "node-1",
+        "x/deny-ingress",
+        "ingress",
+        "to pod x/a",
+    );
+    // Fail closed: while node-1's agent is down (and after it is back),
+    // what was denied stays denied.
+    s.restart_agent(
+        "default-deny ingress: node-1's agent restarts",
+        "node-1",
+        &r,
     );
 
     let mut r = Reach::pods();

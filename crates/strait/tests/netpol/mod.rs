@@ -259,6 +259,15 @@ impl Suite {
 
     /// `strait_agent_syncs_total` of a node's agent.
     fn syncs(&self, node: &str) -> Option<u64> {
+        self.metrics(node)?
+            .lines()
+            .find(|l| l.starts_with("strait_agent_syncs_total "))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// A node agent's /metrics page.
+    pub fn metrics(&self, node: &str) -> Option<String> {
         let state = self.lab.cluster.fabric.state(self.lab_name()).ok()?;
         let path = state.netns_path(&Target::Node(node.into())).ok()?;
         let text = strait_lab::run_in_netns(&path, || -> std::io::Result<String> {
@@ -274,10 +283,112 @@ impl Suite {
         })
         .ok()?
         .ok()?;
-        text.lines()
-            .find(|l| l.starts_with("strait_agent_syncs_total "))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
+        Some(text)
+    }
+
+    pub fn agent_log(&self, node: &str) -> String {
+        std::fs::read_to_string(
+            self.lab
+                .cluster
+                .node_dir(self.lab_name(), node)
+                .join("agent.log"),
+        )
+        .unwrap_or_default()
+    }
+
+    /// The drops of the current case are visible: `node`'s agent counts
+    /// them under `policy` (ns/name) and `direction`, and logs a line
+    /// containing `log_part` that names the policy.
+    pub fn expect_drop_evidence(
+        &mut self,
+        case: &str,
+        node: &str,
+        policy: &str,
+        direction: &str,
+        log_part: &str,
+    ) {
+        let t0 = Instant::now();
+        let (label_p, label_d) = (
+            format!("policy=\"{policy}\""),
+            format!("direction=\"{direction}\""),
+        );
+        let counted = |m: &str| {
+            m.lines().any(|l| {
+                l.starts_with("strait_policy_dropped_packets_total")
+                    && l.contains(&label_p)
+                    && l.contains(&label_d)
+                    && l.split_whitespace()
+                        .last()
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .is_some_and(|v| v > 0.0)
+            })
+        };
+        let logged = |log: &str| {
+            log.lines()
+                .any(|l| l.contains("policy drop") && l.contains(log_part) && l.contains(policy))
+        };
+        let (mut c, mut l) = (false, false);
+        while t0.elapsed() < DEADLINE && !(c && l) {
+            c = c || self.metrics(node).is_some_and(|m| counted(&m));
+            l = l || logged(&self.agent_log(node));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if !c {
+            self.fail(
+                case,
+                format!(
+                    "{node}: no strait_policy_dropped_packets_total{{{label_p},{label_d}}} above 0"
+                ),
+            );
+        }
+        if !l {
+            self.fail(
+                case,
+                format!(
+                    "{node}: no agent log line \"policy drop ... {log_part} ...\" naming {policy}"
+                ),
+            );
+        }
+    }
+
+    /// Stops a node's agent (SIGTERM, as a restart does), checks `m` while
+    /// it is down, starts it again and checks `m` once it has synced: what
+    /// was denied stays denied throughout.
+    pub fn restart_agent(&mut self, name: &str, node: &str, m: &Reach) {
+        let pids = self.lab.cluster.agent_pids(&self.lab.topo, node);
+        assert!(!pids.is_empty(), "{node} has no agent running");
+        for pid in &pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let t0 = Instant::now();
+        while !self.lab.cluster.agent_pids(&self.lab.topo, node).is_empty() {
+            assert!(t0.elapsed() < DEADLINE, "{node}'s agent ignores SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Err(e) = self.run_check(m) {
+            self.fail(name, format!("while {node}'s agent is stopped: {e}"));
+        }
+        self.lab
+            .cluster
+            .start_agent(&self.lab.topo, node)
+            .unwrap_or_else(|e| panic!("restart {node}'s agent: {e}"));
+        self.lab
+            .cluster
+            .wait_agent(&self.lab.topo, node, DEADLINE)
+            .unwrap_or_else(|e| panic!("{e}"));
+        if self.settle(name) {
+            if let Err(e) = self.run_check(m) {
+                self.fail(name, format!("after {node}'s agent restarted: {e}"));
+            }
+        }
+        eprintln!(
+            "[{}] {name}: {:.1}s",
+            self.backend,
+            t0.elapsed().as_secs_f64()
+        );
     }
 
     /// Waits until every agent has completed two syncs since now: the

@@ -331,11 +331,17 @@ fn connection_rate(
     let mut without = Vec::new();
     let mut measured = Ok(());
     if admitted {
-        for _ in 0..rounds {
-            match (
-                rate(&path(&client.netns), sel_addr, secs),
-                rate(&path(&client.netns), unsel_addr, secs),
-            ) {
+        for round in 0..rounds {
+            // Alternate which server goes first, so drift within a round
+            // does not favour one.
+            let (a, b) = if round % 2 == 0 {
+                let a = rate(&path(&client.netns), sel_addr, secs);
+                (a, rate(&path(&client.netns), unsel_addr, secs))
+            } else {
+                let b = rate(&path(&client.netns), unsel_addr, secs);
+                (rate(&path(&client.netns), sel_addr, secs), b)
+            };
+            match (a, b) {
                 (Ok(a), Ok(b)) => {
                     with.push(a);
                     without.push(b);
@@ -447,7 +453,7 @@ pub fn run(
              the others select an app label and allow ingress from a pod AND namespace selector and an ipBlock with except, on a named port and a port range, \
              and egress to namespaces chosen by matchExpressions on two ports; compiled for node-0 and loaded into a fresh namespace. \
              The rate: one client thread in a pod on node-1 connecting to a server pod on node-1 (an in-process accept loop that writes one line and closes; \
-             the client closes after it), {rounds} interleaved rounds of {secs} s per server.",
+             the client closes after it), {rounds} interleaved rounds of {secs} s per server, alternating which goes first.",
             machine(),
             pods.div_ceil(NODES)
         );

@@ -55,9 +55,16 @@ fn pod(ns: &str, name: &str, ip: &str, labels: &str) -> String {
     )
 }
 
+/// A second policy: web accepts TCP 81 from anyone.
+const SECOND_POLICY: &str = "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web-81, namespace: prod}\nspec:\n  podSelector: {matchLabels: {app: web}}\n  ingress: [{ports: [{port: 81}]}]\n";
+
 /// web (prod) accepts TCP 80 and UDP 53 from app=client pods of prod;
 /// `other_labels` are the third pod's labels.
 fn compile_table(other_labels: &str) -> nft::Table {
+    compile_table_with(other_labels, "")
+}
+
+fn compile_table_with(other_labels: &str, extra: &str) -> nft::Table {
     let cfg = AgentConfig::from_yaml(
         "clusterCIDR: 10.42.0.0/16\nserviceCIDR: 10.43.0.0/16\nbackend: host-gw\n",
     )
@@ -75,7 +82,7 @@ fn compile_table(other_labels: &str) -> nft::Table {
         pod("prod", "web", WEB, "{app: web}"),
         pod("prod", "client", CLIENT, "{app: client}"),
         pod("prod", "other", OTHER, other_labels),
-    );
+    ) + extra;
     let snap = Snapshot::from_objects(parse_manifests(&text, "test").unwrap());
     let plan = compile(&cfg, &local, &snap).unwrap();
     plan.nft
@@ -242,7 +249,11 @@ fn compiled_policy_filters_real_packets() {
     // A label change is an element-only update, applied in one transaction.
     let relabelled = compile_table("{app: client}");
     let diff = nft::element_changes(&table, &relabelled).expect("elements only");
-    assert!(diff.contains("ingress-allow"), "{diff}");
+    // Only the peer map changes: other joins client's atom (one range).
+    assert!(
+        diff.contains("ingress-peers") && !diff.contains("chain"),
+        "{diff}"
+    );
     nft_in(&t.node, &diff);
     assert!(tcp(other, WEB, 80), "other is a client now");
     assert!(!tcp(other, WEB, 81));
@@ -250,6 +261,27 @@ fn compiled_policy_filters_real_packets() {
         counter(&t.node, "pol-in.prod.web") >= 4,
         "an element update keeps counters"
     );
+
+    // A second policy selecting web adds a counter and a drop chain, still
+    // without rewriting the table (the first counter keeps its count).
+    let before = counter(&t.node, "pol-in.prod.web");
+    let two = compile_table_with("{app: client}", SECOND_POLICY);
+    let diff = nft::element_changes(&relabelled, &two).expect("incremental");
+    assert!(
+        diff.contains("add counter") && diff.contains("add chain"),
+        "{diff}"
+    );
+    nft_in(&t.node, &diff);
+    assert!(tcp(other, WEB, 81), "the second policy allows port 81");
+    assert!(counter(&t.node, "pol-in.prod.web") >= before);
+    // And back: counter and chain removed in one transaction.
+    let diff = nft::element_changes(&two, &relabelled).expect("incremental");
+    assert!(
+        diff.contains("delete counter") && diff.contains("delete chain"),
+        "{diff}"
+    );
+    nft_in(&t.node, &diff);
+    assert!(!tcp(other, WEB, 81));
 
     // A script that fails leaves the policy in place (fail closed).
     let mut broken = nft::render(&compile_table("{app: other}"));

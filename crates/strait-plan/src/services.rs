@@ -270,6 +270,7 @@ const PORT_KEY: [KeyExpr; 2] = [KeyExpr::L4Proto, KeyExpr::Dport];
 
 fn map(name: &str, key: &[KeyType], elements: Vec<(Vec<Key>, Verdict)>, comment: &str) -> Map {
     Map {
+        interval: false,
         name: name.to_string(),
         key: key.to_vec(),
         value: MapValue::Verdict,
@@ -831,6 +832,7 @@ fn emit(built: Built, table: &mut Table) {
             if group.n == 1 { "" } else { "s" }
         );
         table.maps.push(Map {
+            interval: false,
             name: group.map_name(),
             key,
             value: MapValue::Ipv4AddrPort,

@@ -7,7 +7,8 @@
 //! - [`rules`]: a policy checked into selectors, peers and ports.
 //! - `cluster`: the pods and namespace labels policies see.
 //! - `build`: per direction, this node's isolated pods and what they allow.
-//! - [`elements`]: what a pod allows as disjoint interval-set elements.
+//! - `atoms`: peer addresses cut into classes by the groups holding them.
+//! - [`elements`]: what a pod allows as interval-set elements.
 //! - `table`: the sets, maps, counters and chains.
 //!
 //! Ingress is enforced on the destination pod's node, egress on the source
@@ -15,6 +16,7 @@
 //! masquerade, so they see the real client and the real endpoint. IPv4
 //! only. Nothing is added while the snapshot holds no NetworkPolicy.
 
+mod atoms;
 mod build;
 mod cluster;
 pub mod elements;
@@ -26,7 +28,7 @@ mod table;
 
 pub use cluster::NAMESPACE_NAME_LABEL;
 pub use rules::Direction;
-pub use table::{allow_set, drop_map, isolated_set, log_prefix, policy_chain};
+pub use table::{allow_set, drop_map, isolated_set, log_prefix, peers_map, policy_chain};
 
 use crate::nft::{Statement, Table};
 use crate::services::fnv1a;

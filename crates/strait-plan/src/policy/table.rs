@@ -1,7 +1,8 @@
 //! The policy part of the `inet strait` table. Per packet the cost does not
 //! grow with policies or pods: one set lookup says whether the pod is
-//! isolated, one interval-set lookup whether the flow is allowed, one map
-//! lookup picks the drop chain that counts and logs.
+//! isolated, one interval-map lookup finds the peer's atom, one
+//! interval-set lookup whether the flow is allowed, one map lookup picks
+//! the drop chain that counts and logs.
 //!
 //! ```text
 //! forward:          ct state invalid drop
@@ -9,7 +10,9 @@
 //!                   ip saddr @egress-isolated jump policy-egress
 //!                   ip daddr @ingress-isolated jump policy-ingress
 //!                   ... (the egress accepts)
-//! policy-ingress:   ip daddr . ip saddr . meta l4proto . th dport @ingress-allow return
+//! policy-ingress:   ct mark set 0x0
+//!                   ct mark set ip saddr map @ingress-peers     (the peer's atom)
+//!                   ip daddr . ct mark . meta l4proto . th dport @ingress-allow return
 //!                   ip daddr vmap @ingress-drop      (-> in-drop-<hash>)
 //!                   drop
 //! in-drop-<hash>:   counter name "pol-in.<ns>.<name>" ... limit ... log group 90 prefix "..."
@@ -37,6 +40,10 @@ pub fn isolated_set(d: Direction) -> String {
 
 pub fn allow_set(d: Direction) -> String {
     format!("{}-allow", d.as_str())
+}
+
+pub fn peers_map(d: Direction) -> String {
+    format!("{}-peers", d.as_str())
 }
 
 pub fn drop_map(d: Direction) -> String {
@@ -107,12 +114,20 @@ pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: 
         name: allow_set(d),
         key: vec![
             KeyType::Ipv4Addr,
-            KeyType::Ipv4Addr,
+            KeyType::Mark,
             KeyType::InetProto,
             KeyType::InetService,
         ],
         elements,
-        comment: Some("pod . peer . protocol . port allowed".to_string()),
+        comment: Some("pod . peer atom . protocol . port allowed".to_string()),
+        interval: true,
+    });
+    table.maps.push(Map {
+        name: peers_map(d),
+        key: vec![KeyType::Ipv4Addr],
+        value: MapValue::Mark,
+        elements: super::elements::peer_elements(&iso.peers),
+        comment: Some("peer address: its atom (the peer groups holding it)".to_string()),
         interval: true,
     });
     // One drop chain per set of policies selecting a pod; names hash the
@@ -166,15 +181,33 @@ pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: 
             "isolated pod: the drop chain of its {} policies",
             d.as_str()
         )),
+        interval: false,
     });
     let (this, peer) = keys(d);
     table.chains.push(Chain {
         name: policy_chain(d),
         base: None,
         rules: vec![
+            // The peer's atom into ct mark (0: in no group). A new flow's
+            // ct mark is scratch space here: nothing else in strait reads it.
+            plain(
+                vec![],
+                vec![Statement::CtMarkSet(0)],
+                Verdict::Continue,
+                None,
+            ),
+            plain(
+                vec![],
+                vec![Statement::CtMarkSetMap {
+                    key: peer,
+                    map: peers_map(d),
+                }],
+                Verdict::Continue,
+                None,
+            ),
             plain(
                 vec![Match::ConcatIn {
-                    key: vec![this, peer, KeyExpr::L4Proto, KeyExpr::Dport],
+                    key: vec![this, KeyExpr::CtMark, KeyExpr::L4Proto, KeyExpr::Dport],
                     set: allow_set(d),
                 }],
                 vec![],

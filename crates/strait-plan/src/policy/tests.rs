@@ -74,13 +74,31 @@ fn isolated(t: &Table, d: Direction, a: Ipv4Addr) -> bool {
         .any(|e| e.addr() == std::net::IpAddr::V4(a))
 }
 
+fn allowed(
+    t: &Table,
+    d: Direction,
+    pod: Ipv4Addr,
+    peer: Ipv4Addr,
+    proto: L4Proto,
+    port: u16,
+) -> bool {
+    let peers = &t.map(&peers_map(d)).unwrap().elements;
+    allows(
+        peers,
+        &concat(t, &allow_set(d)).elements,
+        pod,
+        peer,
+        proto,
+        port,
+    )
+}
+
 /// Whether a new flow from `src` to `dst` passes this node's table.
 fn passes(t: &Table, src: Ipv4Addr, dst: Ipv4Addr, proto: L4Proto, port: u16) -> bool {
     let eg = Direction::Egress;
     let ing = Direction::Ingress;
-    (!isolated(t, eg, src) || allows(&concat(t, &allow_set(eg)).elements, src, dst, proto, port))
-        && (!isolated(t, ing, dst)
-            || allows(&concat(t, &allow_set(ing)).elements, dst, src, proto, port))
+    (!isolated(t, eg, src) || allowed(t, eg, src, dst, proto, port))
+        && (!isolated(t, ing, dst) || allowed(t, ing, dst, src, proto, port))
 }
 
 fn policy(ns: &str, name: &str, spec: &str) -> String {

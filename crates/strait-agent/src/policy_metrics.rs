@@ -1,9 +1,11 @@
 //! `strait_policy_dropped_packets_total{policy="ns/name",direction=...}`
 //! from the table's named counters (one per policy and direction, see
 //! `strait_plan::policy`). The kernel counters restart from zero when the
-//! table is rewritten (a policy added or removed, the periodic full
-//! resync), so the agent adds up what each read grew by: a value below the
-//! last one read is a restart, and counts in full.
+//! table is rewritten (the periodic full resync, a change that is not
+//! incremental), so the agent adds up what each read grew by: it reads
+//! before every apply and forgets the last values after a rewrite
+//! ([`PolicyDrops::restarted`]); a value below the last one read also
+//! counts as a restart.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -26,6 +28,11 @@ pub struct PolicyDrops {
 }
 
 impl PolicyDrops {
+    /// The table was rewritten: its counters start again at zero.
+    pub fn restarted(&self) {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// Adds what every counter grew by since the last read.
     pub fn update(&self, read: &[(String, u64)]) {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
@@ -118,5 +125,9 @@ mod tests {
         d.update(&[("pol-in.ns.a".into(), 2)]);
         assert_eq!(value(&d, "ns/a", "ingress"), 10);
         assert_eq!(value(&d, "ns/b", "egress"), 0);
+        // Rewritten: the next read counts from zero, even if it is higher.
+        d.restarted();
+        d.update(&[("pol-in.ns.a".into(), 4)]);
+        assert_eq!(value(&d, "ns/a", "ingress"), 14);
     }
 }

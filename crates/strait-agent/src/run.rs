@@ -155,17 +155,23 @@ fn sync_snapshot(
     let Some((_, plan)) = compiled.as_ref() else {
         return Err("no plan compiled".into());
     };
+    // Policy drop counters are read before the apply: a rewrite of the
+    // table restarts them at zero, so nothing counted before is lost.
+    let policed = !plan.nft.counters.is_empty();
+    if let (Some(m), true) = (metrics, policed) {
+        match crate::policy_metrics::read_counters(strait_plan::NFT_TABLE) {
+            Ok(read) => m.policy_drops.update(&read),
+            Err(e) => log(format!("policy drop counters not read: {e}")),
+        }
+    }
     let report = applier.apply(plan, full).map_err(|e| e.to_string())?;
     if let Some(m) = metrics {
         m.set_owned("route", report.routes);
         m.set_owned("fdb", report.fdb);
         m.set_owned("neighbour", report.neighbours);
         m.set_owned("nft_table", 1);
-        if !plan.nft.counters.is_empty() {
-            match crate::policy_metrics::read_counters(strait_plan::NFT_TABLE) {
-                Ok(read) => m.policy_drops.update(&read),
-                Err(e) => log(format!("policy drop counters not read: {e}")),
-            }
+        if full || report.changes.iter().any(|c| c.ends_with("rewritten")) {
+            m.policy_drops.restarted();
         }
     }
     Ok(Synced {

@@ -94,13 +94,10 @@ pub fn add_to_table(node: &str, snap: &Snapshot, table: &mut Table, warnings: &m
 pub fn drop_reasons(table: &Table) -> Vec<(String, Direction, Vec<String>)> {
     let mut out = Vec::new();
     for chain in &table.chains {
-        let Some(first) = chain.rules.first() else {
-            continue;
-        };
         let mut prefix = None;
         let mut policies = Vec::new();
         let mut direction = None;
-        for s in &first.statements {
+        for s in chain.rules.iter().flat_map(|r| &r.statements) {
             match s {
                 Statement::NamedCounter(c) => {
                     if let Some((p, d)) = parse_counter_name(c) {

@@ -34,6 +34,10 @@ use crate::services::fnv1a;
 use ipnet::{IpNet, Ipv4Net};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Named-counter statements per rule (each is one kernel expression; the
+/// kernel allows 128 per rule).
+pub const COUNTERS_PER_RULE: usize = 100;
+
 pub fn isolated_set(d: Direction) -> String {
     format!("{}-isolated", d.as_str())
 }
@@ -141,25 +145,38 @@ pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: 
         while !taken.insert(name.clone()) {
             name.push('x');
         }
-        let mut statements: Vec<Statement> = class
+        let counters: Vec<Statement> = class
             .iter()
             .map(|i| {
                 Statement::NamedCounter(counter_name(policies[*i].namespace, policies[*i].name, d))
             })
             .collect();
-        statements.push(Statement::LimitLog {
+        // The kernel takes at most 128 expressions per rule: a pod selected
+        // by many policies gets its counters over several rules.
+        let mut rules: Vec<Rule> = counters
+            .chunks(COUNTERS_PER_RULE)
+            .map(|c| plain(vec![], c.to_vec(), Verdict::Continue, None))
+            .collect();
+        let log = Statement::LimitLog {
             per_second: LOG_PER_SECOND,
             burst: LOG_BURST,
             group: LOG_GROUP,
             prefix: log_prefix(&name),
-        });
+        };
+        match rules.last_mut() {
+            Some(last) if last.statements.len() < COUNTERS_PER_RULE => last.statements.push(log),
+            _ => rules.push(plain(vec![], vec![log], Verdict::Continue, None)),
+        }
+        rules.push(plain(
+            vec![],
+            vec![],
+            Verdict::Drop,
+            Some(&clip(&keys.join(" "))),
+        ));
         table.chains.push(Chain {
             name: name.clone(),
             base: None,
-            rules: vec![
-                plain(vec![], statements, Verdict::Continue, None),
-                plain(vec![], vec![], Verdict::Drop, Some(&clip(&keys.join(" ")))),
-            ],
+            rules,
         });
         chain_of.insert(class, name);
     }

@@ -25,6 +25,9 @@ use std::net::Ipv4Addr;
 /// Longest comment nft accepts (NFT_USERDATA_MAXLEN allows 256 bytes; nft
 /// itself limits comments to 128 characters).
 pub const MAX_COMMENT_LEN: usize = 128;
+/// Most statements a rule may hold: the kernel allows 128 expressions per
+/// rule (NFT_RULE_MAXEXPRS), and matches and the verdict need some.
+pub const MAX_RULE_STATEMENTS: usize = 110;
 /// Longest log prefix nft accepts (NF_LOG_PREFIXLEN is 128 with the NUL).
 pub const MAX_LOG_PREFIX_LEN: usize = 127;
 

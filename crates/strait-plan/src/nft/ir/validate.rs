@@ -219,6 +219,12 @@ impl Table {
                 }
             }
         }
+        if rule.statements.len() > MAX_RULE_STATEMENTS {
+            return Err(format!(
+                "{} statements in one rule (at most {MAX_RULE_STATEMENTS}: the kernel takes 128 expressions per rule)",
+                rule.statements.len()
+            ));
+        }
         if let Some(i) = rule
             .statements
             .iter()

@@ -50,7 +50,7 @@ fn truth_tables(backend: Backend) {
         vec!["node/node-1".into(), "node/node-2".into()],
         pods_in("x").iter().map(|p| pod(p)).collect(),
         &netpol::PORTS,
-        &netpol::PROTOS,
+        &netpol::protos(),
     );
     for p in pods_in("x") {
         let (ns, name) = p.split_once('/').unwrap();
@@ -246,10 +246,10 @@ fn truth_tables(backend: Backend) {
     );
 
     let mut r = Reach::pods();
-    r.set(false, |c| c.to == "pod/x/a" && c.proto == "tcp")
+    r.set(false, |c| c.to == "pod/x/a" && c.proto != "udp")
         .allow_loopback();
     s.case(
-        "protocol only: UDP (any port) into x/a, no TCP",
+        "protocol only: UDP (any port) into x/a, no TCP (nor SCTP)",
         &np(
             "x",
             "udp-only",

@@ -1,8 +1,9 @@
 //! The NetworkPolicy truth-table harness, modelled on the upstream
 //! Kubernetes netpol e2e model: namespaces x, y, z (labelled `ns: <name>`;
 //! the lab adds `kubernetes.io/metadata.name`), pods a, b, c in each
-//! (labelled `pod: <name>`), every pod serving TCP and UDP on 80 and 81
-//! (named `serve-80-tcp`, ...), spread over both nodes. One lab per backend
+//! (labelled `pod: <name>`), every pod serving TCP and UDP (and SCTP where
+//! the kernel has it) on 80 and 81 (named `serve-80-tcp`, ...), spread over
+//! both nodes. One lab per backend
 //! is reused across cases: a case deletes the previous case's objects,
 //! applies its own, waits until every agent has synced twice since (so
 //! the kernel holds what the manifests say), then runs
@@ -26,7 +27,15 @@ use strait_lab::Target;
 pub const NAMESPACES: [&str; 3] = ["x", "y", "z"];
 pub const PODS: [&str; 3] = ["a", "b", "c"];
 pub const PORTS: [u16; 2] = [80, 81];
-pub const PROTOS: [&str; 2] = ["tcp", "udp"];
+/// TCP and UDP, and SCTP where the kernel has it (as upstream adds SCTP
+/// servers when the cluster supports them).
+pub fn protos() -> Vec<&'static str> {
+    if strait_lab::echo::sctp_supported() {
+        vec!["tcp", "udp", "sctp"]
+    } else {
+        vec!["tcp", "udp"]
+    }
+}
 
 /// A blocked probe is a dropped one: it waits this long for an answer.
 const PROBE_TIMEOUT_MS: u64 = 400;
@@ -100,9 +109,9 @@ impl Reach {
         }
     }
 
-    /// The 9x9 pod matrix on 80/81 TCP/UDP, everything reachable.
+    /// The 9x9 pod matrix on 80/81 over [`protos`], everything reachable.
     pub fn pods() -> Self {
-        Reach::new(all_pods(), all_pods(), &PORTS, &PROTOS)
+        Reach::new(all_pods(), all_pods(), &PORTS, &protos())
     }
 
     /// Sets every cell `pred` holds for.
@@ -183,8 +192,13 @@ pub fn pod_yaml(ns: &str, name: &str, extra: &[(&str, &str)]) -> String {
         let _ = write!(labels, ", {k}: {v}");
     }
     format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}, labels: {{{labels}}}}}\nspec:\n  nodeName: {}\n  containers:\n  - name: c\n    image: agnhost\n    ports:\n    - {{name: serve-80-tcp, containerPort: 80}}\n    - {{name: serve-81-tcp, containerPort: 81}}\n    - {{name: serve-80-udp, containerPort: 80, protocol: UDP}}\n    - {{name: serve-81-udp, containerPort: 81, protocol: UDP}}\n---\n",
-        node_of(ns, name)
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}, labels: {{{labels}}}}}\nspec:\n  nodeName: {}\n  containers:\n  - name: c\n    image: agnhost\n    ports:\n    - {{name: serve-80-tcp, containerPort: 80}}\n    - {{name: serve-81-tcp, containerPort: 81}}\n    - {{name: serve-80-udp, containerPort: 80, protocol: UDP}}\n    - {{name: serve-81-udp, containerPort: 81, protocol: UDP}}\n{}---\n",
+        node_of(ns, name),
+        if protos().contains(&"sctp") {
+            "    - {name: serve-80-sctp, containerPort: 80, protocol: SCTP}\n    - {name: serve-81-sctp, containerPort: 81, protocol: SCTP}\n"
+        } else {
+            ""
+        }
     )
 }
 
@@ -446,6 +460,7 @@ impl Suite {
     /// Runs `strait lab check -f` on the matrix; Ok when it matches, Err
     /// with the differing rows otherwise.
     fn run_check(&self, reach: &Reach) -> Result<(), String> {
+        self.forget_udp_flows();
         let file: PathBuf = self.work.path().join("expect.yaml");
         std::fs::write(&file, reach.to_yaml()).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_strait"))
@@ -482,6 +497,33 @@ impl Suite {
                 out.status,
                 String::from_utf8_lossy(&out.stderr)
             ),
+        }
+    }
+
+    /// Deletes every UDP conntrack entry on the nodes. The tables are about
+    /// new flows; a UDP probe that happens to reuse the source port of an
+    /// earlier, then allowed probe (still in conntrack for up to 120 s)
+    /// would ride that flow, which is stateful behaviour, not a new flow.
+    /// TCP needs nothing: earlier probes closed their connections, and a
+    /// new SYN on a closed tuple is a new flow.
+    fn forget_udp_flows(&self) {
+        let Ok(state) = self.lab.cluster.fabric.state(self.lab_name()) else {
+            return;
+        };
+        for n in &self.lab.topo.nodes {
+            let out = state
+                .exec(
+                    &Target::Node(n.name.clone()),
+                    &["conntrack", "-D", "-p", "udp"],
+                )
+                .expect("run conntrack (install the conntrack package)");
+            let err = String::from_utf8_lossy(&out.stderr);
+            // Exit 1 with "0 flow entries" when there was nothing to delete.
+            assert!(
+                out.status.success() || err.contains("flow entries"),
+                "conntrack -D in {}: {err}",
+                n.name
+            );
         }
     }
 

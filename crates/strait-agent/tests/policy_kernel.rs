@@ -294,3 +294,37 @@ fn compiled_policy_filters_real_packets() {
     assert!(tcp(other, WEB, 80), "the failed script changed nothing");
     assert!(!tcp(other, WEB, 81), "the old policy still holds");
 }
+
+/// role=other may only reach web on TCP 80 (egress).
+const OTHER_EGRESS: &str = "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: other-out, namespace: prod}\nspec:\n  podSelector: {matchLabels: {role: other}}\n  policyTypes: [Egress]\n  egress: [{to: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: 80}]}]\n";
+
+#[test]
+fn egress_to_the_own_node_is_policed_and_the_node_still_reaches_pods() {
+    let t = setup();
+    let [web, client, other] = [&t.pods[0], &t.pods[1], &t.pods[2]];
+    serve_tcp(web, WEB, 80);
+    serve_tcp(other, OTHER, 80);
+    serve_tcp(&t.node, "10.42.1.1", 9000);
+    nft_in(
+        &t.node,
+        // other is a client (web admits it) and egress-isolated.
+        &nft::render(&compile_table_with(
+            "{app: client, role: other}",
+            OTHER_EGRESS,
+        )),
+    );
+    assert!(tcp(other, WEB, 80), "allowed by the egress rule");
+    assert!(!ping(other, CLIENT), "not in the egress rule");
+    assert!(
+        !tcp(other, "10.42.1.1", 9000),
+        "the own node is policed too"
+    );
+    assert!(
+        tcp(client, "10.42.1.1", 9000),
+        "client is not egress-isolated"
+    );
+    // The node's own connections to an isolated pod (kubelet probes) and
+    // their replies pass.
+    assert!(tcp(&t.node, OTHER, 80));
+    assert!(counter(&t.node, "pol-eg.prod.other-out") >= 2);
+}

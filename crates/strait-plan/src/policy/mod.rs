@@ -13,7 +13,8 @@
 //!
 //! Ingress is enforced on the destination pod's node, egress on the source
 //! pod's, both in the forward hook after Service DNAT and before
-//! masquerade, so they see the real client and the real endpoint. IPv4
+//! masquerade, so they see the real client and the real endpoint; a pod's
+//! traffic to its own node is checked for egress in the input hook. IPv4
 //! only. Nothing is added while the snapshot holds no NetworkPolicy.
 
 mod atoms;

@@ -18,7 +18,9 @@
 //! in-drop-<hash>:   counter name "pol-in.<ns>.<name>" ... limit ... log group 90 prefix "..."
 //!                   drop
 //! ```
-//! and the same for egress with source and destination swapped. The drop
+//! and the same for egress with source and destination swapped; base chain
+//! `policy-input` (hook input) accepts established flows and jumps to
+//! `policy-egress` for this node's egress-isolated pods. The drop
 //! chains are per set of policies selecting a pod (every policy selecting
 //! the pod counts the drop).
 
@@ -27,8 +29,9 @@ use super::rules::{Direction, Policy};
 use super::{counter_name, LOG_BURST, LOG_GROUP, LOG_PER_SECOND};
 use crate::egress::FORWARD_CHAIN;
 use crate::nft::{
-    Addrs, Chain, ConcatSet, CounterObj, CtState, IpFamily, Key, KeyExpr, KeyType, Map, MapData,
-    MapValue, Match, Rule, Set, SetKind, Statement, Table, Verdict,
+    Addrs, BaseChain, Chain, ChainType, ConcatSet, CounterObj, CtState, Hook, IpFamily, Key,
+    KeyExpr, KeyType, Map, MapData, MapValue, Match, Policy as ChainPolicy, Rule, Set, SetKind,
+    Statement, Table, Verdict,
 };
 use crate::services::fnv1a;
 use ipnet::{IpNet, Ipv4Net};
@@ -245,7 +248,8 @@ pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: 
     });
 }
 
-/// Puts the conntrack shortcut and the two jumps first in the forward chain.
+/// Puts the conntrack shortcut and the two jumps first in the forward
+/// chain, and adds the input chain for egress to this node.
 pub fn hook_forward(table: &mut Table) {
     let set = |d: Direction| Addrs::Set(isolated_set(d));
     let counted = |matches: Vec<Match>, verdict: Verdict, comment: &str| Rule {
@@ -288,7 +292,38 @@ pub fn hook_forward(table: &mut Table) {
     if let Some(chain) = table.chains.iter_mut().find(|c| c.name == FORWARD_CHAIN) {
         chain.rules.splice(0..0, rules);
     }
+    // A pod's traffic to its own node's addresses goes to input, not
+    // forward: egress policy holds there too (replies to the node's own
+    // connections, e.g. kubelet probes, are established and pass).
+    table.chains.push(Chain {
+        name: INPUT_CHAIN.to_string(),
+        base: Some(BaseChain {
+            kind: ChainType::Filter,
+            hook: Hook::Input,
+            priority: crate::egress::PRIORITY_FILTER,
+            policy: ChainPolicy::Accept,
+        }),
+        rules: vec![
+            counted(
+                vec![Match::CtState(vec![CtState::Established, CtState::Related])],
+                Verdict::Accept,
+                "policy: replies and established flows",
+            ),
+            counted(
+                vec![Match::SaddrIn {
+                    family: IpFamily::V4,
+                    addrs: set(Direction::Egress),
+                    negate: false,
+                }],
+                Verdict::Jump(policy_chain(Direction::Egress)),
+                "policy: egress of this node's isolated pods to this node",
+            ),
+        ],
+    });
 }
+
+/// The base chain policing pods' traffic to their own node.
+pub const INPUT_CHAIN: &str = "policy-input";
 
 /// At most an nft comment's length.
 fn clip(s: &str) -> String {

@@ -11,6 +11,15 @@ use std::time::Instant;
 use strait_model::{parse_manifests, AgentConfig, Snapshot};
 use strait_plan::{compile, nft, LocalNode};
 
+/// `println!` that ignores a closed stdout (release builds abort on panic,
+/// which would leave the namespace behind).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 const NODES: usize = 50;
 const NAMESPACES: usize = 50;
 
@@ -116,7 +125,7 @@ fn main() {
         .filter(|s| s.interval)
         .map(|s| s.elements.len())
         .sum();
-    println!(
+    say!(
         "{policies} policies, {pods} pods: compile {compile_ms:.0} ms, render {render_ms:.0} ms, {} counters, {elements} allow elements, {} bytes",
         plan.nft.counters.len(),
         text.len()
@@ -124,7 +133,7 @@ fn main() {
     let t = Instant::now();
     let plan2 = compile(&cfg, &local, &after).unwrap();
     let diff = nft::element_changes(&plan.nft, &plan2.nft);
-    println!(
+    say!(
         "one label change: compile + diff {:.0} ms, {}",
         t.elapsed().as_secs_f64() * 1000.0,
         match &diff {
@@ -138,10 +147,18 @@ fn main() {
         .status()
         .is_ok_and(|s| s.success())
     {
+        // Deleted however main returns.
+        struct Guard(String);
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+            }
+        }
+        let _guard = Guard(ns.clone());
         let r = nft_in(&ns, &text);
         match r {
-            Ok(ms) => println!("nft -f (whole table, fresh namespace): {ms:.0} ms"),
-            Err(e) => println!(
+            Ok(ms) => say!("nft -f (whole table, fresh namespace): {ms:.0} ms"),
+            Err(e) => say!(
                 "nft -f failed: {}",
                 e.lines().take(3).collect::<Vec<_>>().join(" | ")
             ),
@@ -149,19 +166,18 @@ fn main() {
         if let Some(d) = &diff {
             if std::env::var("SHOW_DIFF").is_ok() {
                 for l in d.lines() {
-                    println!("  {}", &l[..l.len().min(160)]);
+                    say!("  {}", &l[..l.len().min(160)]);
                 }
             }
             match nft_in(&ns, d) {
-                Ok(ms) => println!("nft -f (the label change's elements): {ms:.0} ms"),
-                Err(e) => println!(
+                Ok(ms) => say!("nft -f (the label change's elements): {ms:.0} ms"),
+                Err(e) => say!(
                     "nft -f of the diff failed: {}",
                     e.lines().take(3).collect::<Vec<_>>().join(" | ")
                 ),
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
     } else {
-        println!("(not root: no nft -f timing)");
+        say!("(not root: no nft -f timing)");
     }
 }

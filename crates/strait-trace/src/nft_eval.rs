@@ -105,6 +105,9 @@ struct Run<'a> {
     ctx: &'a HookCtx<'a>,
     pkt: Packet,
     mark: u32,
+    /// The connection's `ct mark` as this hook sets it (a new connection
+    /// starts at 0; policy sets it and reads it in the same chain).
+    ct_mark: u32,
     hits: Vec<Hit>,
     nat: Vec<Nat>,
     /// The next jump or goto comes from a map element already recorded.
@@ -127,6 +130,7 @@ pub fn eval_hook(table: &Table, ctx: &HookCtx, pkt: Packet, mark: u32) -> (HookR
         ctx,
         pkt,
         mark,
+        ct_mark: 0,
         hits: Vec::new(),
         nat: Vec::new(),
         quiet: false,
@@ -286,7 +290,7 @@ impl Run<'_> {
                         self.quiet = false;
                         flow
                     }
-                    Some(MapData::AddrPort(..)) | None => None,
+                    Some(MapData::AddrPort(..) | MapData::Mark(_)) | None => None,
                 }
             }
             Verdict::NumgenVmap { targets } => {
@@ -337,7 +341,7 @@ impl Run<'_> {
                     })
                     .filter_map(|(_, d)| match d {
                         MapData::AddrPort(a, p) => Some((*a, *p)),
-                        MapData::Verdict(_) => None,
+                        MapData::Verdict(_) | MapData::Mark(_) => None,
                     })
                     .collect();
                 let chosen = m
@@ -346,7 +350,7 @@ impl Run<'_> {
                     .find(|(ek, _)| key_matches(ek, &k))
                     .and_then(|(_, d)| match d {
                         MapData::AddrPort(a, p) => Some((*a, *p)),
-                        MapData::Verdict(_) => None,
+                        MapData::Verdict(_) | MapData::Mark(_) => None,
                     });
                 let (addr, port) = chosen?;
                 let others: Vec<(Ipv4Addr, u16)> =
@@ -394,6 +398,22 @@ impl Run<'_> {
             // Counting and (rate-limited) logging do not change the path;
             // the hit records them (policy names, the drop log group).
             Statement::NamedCounter(_) | Statement::LimitLog { .. } => {}
+            Statement::CtMarkSet(v) => self.ct_mark = *v,
+            // No element: the mark is unchanged.
+            Statement::CtMarkSetMap { key, map } => {
+                let Some(k) = self.key(std::slice::from_ref(key)) else {
+                    return;
+                };
+                let found = self.table.map(map).and_then(|m| {
+                    m.elements.iter().find_map(|(ek, d)| match d {
+                        MapData::Mark(v) if key_matches(ek, &k) => Some(*v),
+                        _ => None,
+                    })
+                });
+                if let Some(v) = found {
+                    self.ct_mark = v;
+                }
+            }
         }
     }
 
@@ -405,11 +425,15 @@ impl Run<'_> {
                 KeyExpr::Ipv4Daddr => Some(Key::Ipv4(self.pkt.dst)),
                 KeyExpr::Ipv4Saddr => Some(Key::Ipv4(self.pkt.src)),
                 KeyExpr::L4Proto => Some(Key::Proto(self.pkt.proto)),
-                KeyExpr::Dport => self
-                    .pkt
-                    .proto
-                    .has_ports()
-                    .then_some(Key::Port(self.pkt.dport)),
+                // Without ports (ICMP) `th dport` reads two bytes of the
+                // ICMP header (its checksum): an unknown value, which only
+                // an element covering every port matches for sure.
+                KeyExpr::Dport => Some(if self.pkt.proto.has_ports() {
+                    Key::Port(self.pkt.dport)
+                } else {
+                    Key::PortRange(0, u16::MAX)
+                }),
+                KeyExpr::CtMark => Some(Key::Mark(self.ct_mark)),
                 KeyExpr::Numgen(n) => Some(Key::Index(self.ctx.pick % (*n).max(1))),
             })
             .collect()
@@ -476,12 +500,18 @@ impl Run<'_> {
 fn key_matches(element: &[Key], packet: &[Key]) -> bool {
     element.len() == packet.len()
         && element.iter().zip(packet).all(|(e, v)| match e {
-            Key::Ipv4(_) | Key::Proto(_) | Key::Port(_) | Key::Index(_) => e == v,
+            Key::Ipv4(_) | Key::Proto(_) | Key::Port(_) | Key::Index(_) | Key::Mark(_) => e == v,
             Key::Ipv4Range(a, b) => matches!(v, Key::Ipv4(x) if a <= x && x <= b),
             Key::ProtoRange(a, b) => {
                 matches!(v, Key::Proto(p) if (*a..=*b).contains(&proto_number(*p)))
             }
-            Key::PortRange(a, b) => matches!(v, Key::Port(p) if a <= p && p <= b),
+            Key::PortRange(a, b) => match v {
+                Key::Port(p) => a <= p && p <= b,
+                // The packet's port is unknown (ICMP): the element must
+                // cover all of it.
+                Key::PortRange(x, y) => a <= x && y <= b,
+                _ => false,
+            },
         })
 }
 

@@ -266,6 +266,7 @@ fn maps_sets_marks_fib_and_ct_state() {
         interval: false,
     });
     t.maps.push(Map {
+        interval: false,
         name: "ports".into(),
         key: vec![KeyType::InetProto, KeyType::InetService],
         value: MapValue::Verdict,

@@ -10,6 +10,7 @@ fn table(maps: Vec<Map>, chains: Vec<Chain>) -> Table {
 
 fn vmap(name: &str, elements: &[(u16, &str)]) -> Map {
     Map {
+        interval: false,
         name: name.into(),
         key: vec![KeyType::InetProto, KeyType::InetService],
         value: MapValue::Verdict,

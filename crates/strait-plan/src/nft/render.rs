@@ -133,6 +133,7 @@ fn render_map(out: &mut String, map: &Map) {
         let value = match map.value {
             MapValue::Verdict => "verdict",
             MapValue::Ipv4AddrPort => "ip daddr . th dport",
+            MapValue::Mark => "ct mark",
         };
         let _ = writeln!(out, "\t\ttypeof {} : {value}", key.join(" . "));
     } else {
@@ -140,8 +141,12 @@ fn render_map(out: &mut String, map: &Map) {
         let value = match map.value {
             MapValue::Verdict => "verdict",
             MapValue::Ipv4AddrPort => "ipv4_addr . inet_service",
+            MapValue::Mark => "mark",
         };
         let _ = writeln!(out, "\t\ttype {} : {value}", key.join(" . "));
+    }
+    if map.interval {
+        out.push_str("\t\tflags interval\n");
     }
     if let Some(c) = &map.comment {
         let _ = writeln!(out, "\t\tcomment \"{}\"", quote_safe(c));
@@ -164,6 +169,7 @@ pub fn data_text(data: &MapData) -> String {
     match data {
         MapData::Verdict(v) => verdict_text(v).unwrap_or_default(),
         MapData::AddrPort(a, p) => format!("{a} . {p}"),
+        MapData::Mark(m) => format!("{m:#x}"),
     }
 }
 
@@ -179,18 +185,17 @@ pub fn key_text(key: &[Key]) -> String {
             Key::Ipv4Range(a, b) => range_text(a, b),
             Key::ProtoRange(a, b) => range_text(a, b),
             Key::PortRange(a, b) => range_text(a, b),
+            Key::Mark(m) => format!("{m:#x}"),
         })
         .collect();
     parts.join(" . ")
 }
 
-/// `a` or `a-b`.
-fn range_text<T: PartialEq + std::fmt::Display>(a: &T, b: &T) -> String {
-    if a == b {
-        a.to_string()
-    } else {
-        format!("{a}-{b}")
-    }
+/// `a-b`, also when `a == b`: nft 1.0.6 cannot delete an element of an
+/// interval concatenation set whose last component was written as one
+/// value (`... . 80`), only as a range (`... . 80-80`).
+fn range_text<T: std::fmt::Display>(a: &T, b: &T) -> String {
+    format!("{a}-{b}")
 }
 
 fn render_chain(out: &mut String, chain: &Chain) {
@@ -322,6 +327,8 @@ pub fn statement_text(s: &Statement) -> String {
     match s {
         Statement::MarkOr(bits) => format!("meta mark set meta mark | {bits:#x}"),
         Statement::UpdateSaddr(set) => format!("update @{set} {{ ip saddr }}"),
+        Statement::CtMarkSet(m) => format!("ct mark set {m:#x}"),
+        Statement::CtMarkSetMap { key, map } => format!("ct mark set {} map @{map}", key.text()),
         Statement::NamedCounter(name) => format!("counter name \"{name}\""),
         Statement::LimitLog {
             per_second,

@@ -92,7 +92,7 @@ table inet strait_policy_render_test {
 		flags interval
 		comment "daddr . saddr . proto . port"
 		elements = { 10.42.1.5 . 10.42.0.0-10.42.255.255 . 0-255 . 0-65535,
-			     10.42.1.6 . 192.168.0.7 . sctp . 80-81 }
+			     10.42.1.6 . 192.168.0.7-192.168.0.7 . sctp . 80-81 }
 	}
 
 	chain in-drop {
@@ -141,4 +141,44 @@ fn nft_check_mode_accepts_policy_constructs() {
         }
         Err(e) => eprintln!("skipping the nft check: {e}"),
     }
+}
+
+#[test]
+fn diff_carries_counters_and_chains_only_elements_reach() {
+    let old = policy_sample();
+    let mut new = policy_sample();
+    new.counters.pop();
+    new.chains[0].name = "in-drop-2".into();
+    new.chains[0].rules[0].statements.remove(1);
+    new.validate().unwrap();
+    let diff = crate::nft::element_changes(&old, &new).expect("incremental");
+    let t = "inet strait_policy_render_test";
+    assert_eq!(
+        diff,
+        format!(
+            "delete chain {t} in-drop\ndelete counter {t} pol-in.x.web\nadd chain {t} in-drop-2\n\
+             add rule {t} in-drop-2 counter name \"pol-in.x.deny\" limit rate 10/second burst 20 packets log group 7 prefix \"strait-policy in 1\"\n\
+             add rule {t} in-drop-2 drop\n"
+        )
+    );
+    // The same chain with other rules: not an element change.
+    let mut changed = policy_sample();
+    changed.chains[0].rules[1].verdict = Verdict::Accept;
+    assert!(crate::nft::element_changes(&old, &changed).is_none());
+    // A rule jumping to the chain makes it part of the shape.
+    let mut jumped = policy_sample();
+    jumped.chains.push(Chain {
+        name: "from".into(),
+        base: None,
+        rules: vec![Rule {
+            matches: vec![],
+            statements: vec![],
+            verdict: Verdict::Jump("in-drop".into()),
+            counter: false,
+            comment: None,
+        }],
+    });
+    let mut jumped2 = jumped.clone();
+    jumped2.chains[0].rules.pop();
+    assert!(crate::nft::element_changes(&jumped, &jumped2).is_none());
 }

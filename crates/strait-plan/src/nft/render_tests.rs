@@ -274,6 +274,7 @@ pub(crate) fn service_sample() -> Table {
         concat_sets: vec![],
         maps: vec![
             Map {
+                interval: false,
                 name: "ips".into(),
                 key: vec![KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService],
                 value: MapValue::Verdict,
@@ -284,6 +285,7 @@ pub(crate) fn service_sample() -> Table {
                 comment: Some("services".into()),
             },
             Map {
+                interval: false,
                 name: "ports".into(),
                 key: vec![KeyType::InetProto, KeyType::InetService],
                 value: MapValue::Verdict,

@@ -7,14 +7,17 @@
 //! - [`rules`]: a policy checked into selectors, peers and ports.
 //! - `cluster`: the pods and namespace labels policies see.
 //! - `build`: per direction, this node's isolated pods and what they allow.
-//! - [`elements`]: what a pod allows as disjoint interval-set elements.
+//! - `atoms`: peer addresses cut into classes by the groups holding them.
+//! - [`elements`]: what a pod allows as interval-set elements.
 //! - `table`: the sets, maps, counters and chains.
 //!
 //! Ingress is enforced on the destination pod's node, egress on the source
 //! pod's, both in the forward hook after Service DNAT and before
-//! masquerade, so they see the real client and the real endpoint. IPv4
+//! masquerade, so they see the real client and the real endpoint; a pod's
+//! traffic to its own node is checked for egress in the input hook. IPv4
 //! only. Nothing is added while the snapshot holds no NetworkPolicy.
 
+mod atoms;
 mod build;
 mod cluster;
 pub mod elements;
@@ -26,7 +29,7 @@ mod table;
 
 pub use cluster::NAMESPACE_NAME_LABEL;
 pub use rules::Direction;
-pub use table::{allow_set, drop_map, isolated_set, log_prefix, policy_chain};
+pub use table::{allow_set, drop_map, isolated_set, log_prefix, peers_map, policy_chain};
 
 use crate::nft::{Statement, Table};
 use crate::services::fnv1a;
@@ -92,13 +95,10 @@ pub fn add_to_table(node: &str, snap: &Snapshot, table: &mut Table, warnings: &m
 pub fn drop_reasons(table: &Table) -> Vec<(String, Direction, Vec<String>)> {
     let mut out = Vec::new();
     for chain in &table.chains {
-        let Some(first) = chain.rules.first() else {
-            continue;
-        };
         let mut prefix = None;
         let mut policies = Vec::new();
         let mut direction = None;
-        for s in &first.statements {
+        for s in chain.rules.iter().flat_map(|r| &r.statements) {
             match s {
                 Statement::NamedCounter(c) => {
                     if let Some((p, d)) = parse_counter_name(c) {

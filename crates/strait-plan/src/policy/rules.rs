@@ -33,7 +33,7 @@ impl Direction {
 }
 
 /// Which namespaces a pod peer looks in.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Namespaces {
     /// The policy's own (no `namespaceSelector`).
     Own(String),

@@ -12,7 +12,7 @@ use strait_model::k8s::apimachinery::pkg::apis::meta::v1::LabelSelector;
 pub type Labels = BTreeMap<String, String>;
 
 /// One requirement on one label key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Requirement {
     In(String, Vec<String>),
     NotIn(String, Vec<String>),
@@ -33,7 +33,7 @@ impl Requirement {
 }
 
 /// A checked selector: every requirement must hold.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Selector {
     pub requirements: Vec<Requirement>,
 }

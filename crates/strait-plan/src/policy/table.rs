@@ -1,7 +1,8 @@
 //! The policy part of the `inet strait` table. Per packet the cost does not
 //! grow with policies or pods: one set lookup says whether the pod is
-//! isolated, one interval-set lookup whether the flow is allowed, one map
-//! lookup picks the drop chain that counts and logs.
+//! isolated, one interval-map lookup finds the peer's atom, one
+//! interval-set lookup whether the flow is allowed, one map lookup picks
+//! the drop chain that counts and logs.
 //!
 //! ```text
 //! forward:          ct state invalid drop
@@ -9,13 +10,17 @@
 //!                   ip saddr @egress-isolated jump policy-egress
 //!                   ip daddr @ingress-isolated jump policy-ingress
 //!                   ... (the egress accepts)
-//! policy-ingress:   ip daddr . ip saddr . meta l4proto . th dport @ingress-allow return
+//! policy-ingress:   ct mark set 0x0
+//!                   ct mark set ip saddr map @ingress-peers     (the peer's atom)
+//!                   ip daddr . ct mark . meta l4proto . th dport @ingress-allow return
 //!                   ip daddr vmap @ingress-drop      (-> in-drop-<hash>)
 //!                   drop
 //! in-drop-<hash>:   counter name "pol-in.<ns>.<name>" ... limit ... log group 90 prefix "..."
 //!                   drop
 //! ```
-//! and the same for egress with source and destination swapped. The drop
+//! and the same for egress with source and destination swapped; base chain
+//! `policy-input` (hook input) accepts established flows and jumps to
+//! `policy-egress` for this node's egress-isolated pods. The drop
 //! chains are per set of policies selecting a pod (every policy selecting
 //! the pod counts the drop).
 
@@ -24,12 +29,17 @@ use super::rules::{Direction, Policy};
 use super::{counter_name, LOG_BURST, LOG_GROUP, LOG_PER_SECOND};
 use crate::egress::FORWARD_CHAIN;
 use crate::nft::{
-    Addrs, Chain, ConcatSet, CounterObj, CtState, IpFamily, Key, KeyExpr, KeyType, Map, MapData,
-    MapValue, Match, Rule, Set, SetKind, Statement, Table, Verdict,
+    Addrs, BaseChain, Chain, ChainType, ConcatSet, CounterObj, CtState, Hook, IpFamily, Key,
+    KeyExpr, KeyType, Map, MapData, MapValue, Match, Policy as ChainPolicy, Rule, Set, SetKind,
+    Statement, Table, Verdict,
 };
 use crate::services::fnv1a;
 use ipnet::{IpNet, Ipv4Net};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Named-counter statements per rule (each is one kernel expression; the
+/// kernel allows 128 per rule).
+pub const COUNTERS_PER_RULE: usize = 100;
 
 pub fn isolated_set(d: Direction) -> String {
     format!("{}-isolated", d.as_str())
@@ -37,6 +47,10 @@ pub fn isolated_set(d: Direction) -> String {
 
 pub fn allow_set(d: Direction) -> String {
     format!("{}-allow", d.as_str())
+}
+
+pub fn peers_map(d: Direction) -> String {
+    format!("{}-peers", d.as_str())
 }
 
 pub fn drop_map(d: Direction) -> String {
@@ -107,12 +121,20 @@ pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: 
         name: allow_set(d),
         key: vec![
             KeyType::Ipv4Addr,
-            KeyType::Ipv4Addr,
+            KeyType::Mark,
             KeyType::InetProto,
             KeyType::InetService,
         ],
         elements,
-        comment: Some("pod . peer . protocol . port allowed".to_string()),
+        comment: Some("pod . peer atom . protocol . port allowed".to_string()),
+        interval: true,
+    });
+    table.maps.push(Map {
+        name: peers_map(d),
+        key: vec![KeyType::Ipv4Addr],
+        value: MapValue::Mark,
+        elements: super::elements::peer_elements(&iso.peers),
+        comment: Some("peer address: its atom (the peer groups holding it)".to_string()),
         interval: true,
     });
     // One drop chain per set of policies selecting a pod; names hash the
@@ -126,25 +148,38 @@ pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: 
         while !taken.insert(name.clone()) {
             name.push('x');
         }
-        let mut statements: Vec<Statement> = class
+        let counters: Vec<Statement> = class
             .iter()
             .map(|i| {
                 Statement::NamedCounter(counter_name(policies[*i].namespace, policies[*i].name, d))
             })
             .collect();
-        statements.push(Statement::LimitLog {
+        // The kernel takes at most 128 expressions per rule: a pod selected
+        // by many policies gets its counters over several rules.
+        let mut rules: Vec<Rule> = counters
+            .chunks(COUNTERS_PER_RULE)
+            .map(|c| plain(vec![], c.to_vec(), Verdict::Continue, None))
+            .collect();
+        let log = Statement::LimitLog {
             per_second: LOG_PER_SECOND,
             burst: LOG_BURST,
             group: LOG_GROUP,
             prefix: log_prefix(&name),
-        });
+        };
+        match rules.last_mut() {
+            Some(last) if last.statements.len() < COUNTERS_PER_RULE => last.statements.push(log),
+            _ => rules.push(plain(vec![], vec![log], Verdict::Continue, None)),
+        }
+        rules.push(plain(
+            vec![],
+            vec![],
+            Verdict::Drop,
+            Some(&clip(&keys.join(" "))),
+        ));
         table.chains.push(Chain {
             name: name.clone(),
             base: None,
-            rules: vec![
-                plain(vec![], statements, Verdict::Continue, None),
-                plain(vec![], vec![], Verdict::Drop, Some(&clip(&keys.join(" ")))),
-            ],
+            rules,
         });
         chain_of.insert(class, name);
     }
@@ -166,15 +201,33 @@ pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: 
             "isolated pod: the drop chain of its {} policies",
             d.as_str()
         )),
+        interval: false,
     });
     let (this, peer) = keys(d);
     table.chains.push(Chain {
         name: policy_chain(d),
         base: None,
         rules: vec![
+            // The peer's atom into ct mark (0: in no group). A new flow's
+            // ct mark is scratch space here: nothing else in strait reads it.
+            plain(
+                vec![],
+                vec![Statement::CtMarkSet(0)],
+                Verdict::Continue,
+                None,
+            ),
+            plain(
+                vec![],
+                vec![Statement::CtMarkSetMap {
+                    key: peer,
+                    map: peers_map(d),
+                }],
+                Verdict::Continue,
+                None,
+            ),
             plain(
                 vec![Match::ConcatIn {
-                    key: vec![this, peer, KeyExpr::L4Proto, KeyExpr::Dport],
+                    key: vec![this, KeyExpr::CtMark, KeyExpr::L4Proto, KeyExpr::Dport],
                     set: allow_set(d),
                 }],
                 vec![],
@@ -195,7 +248,8 @@ pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: 
     });
 }
 
-/// Puts the conntrack shortcut and the two jumps first in the forward chain.
+/// Puts the conntrack shortcut and the two jumps first in the forward
+/// chain, and adds the input chain for egress to this node.
 pub fn hook_forward(table: &mut Table) {
     let set = |d: Direction| Addrs::Set(isolated_set(d));
     let counted = |matches: Vec<Match>, verdict: Verdict, comment: &str| Rule {
@@ -238,7 +292,38 @@ pub fn hook_forward(table: &mut Table) {
     if let Some(chain) = table.chains.iter_mut().find(|c| c.name == FORWARD_CHAIN) {
         chain.rules.splice(0..0, rules);
     }
+    // A pod's traffic to its own node's addresses goes to input, not
+    // forward: egress policy holds there too (replies to the node's own
+    // connections, e.g. kubelet probes, are established and pass).
+    table.chains.push(Chain {
+        name: INPUT_CHAIN.to_string(),
+        base: Some(BaseChain {
+            kind: ChainType::Filter,
+            hook: Hook::Input,
+            priority: crate::egress::PRIORITY_FILTER,
+            policy: ChainPolicy::Accept,
+        }),
+        rules: vec![
+            counted(
+                vec![Match::CtState(vec![CtState::Established, CtState::Related])],
+                Verdict::Accept,
+                "policy: replies and established flows",
+            ),
+            counted(
+                vec![Match::SaddrIn {
+                    family: IpFamily::V4,
+                    addrs: set(Direction::Egress),
+                    negate: false,
+                }],
+                Verdict::Jump(policy_chain(Direction::Egress)),
+                "policy: egress of this node's isolated pods to this node",
+            ),
+        ],
+    });
 }
+
+/// The base chain policing pods' traffic to their own node.
+pub const INPUT_CHAIN: &str = "policy-input";
 
 /// At most an nft comment's length.
 fn clip(s: &str) -> String {

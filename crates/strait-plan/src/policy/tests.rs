@@ -74,13 +74,31 @@ fn isolated(t: &Table, d: Direction, a: Ipv4Addr) -> bool {
         .any(|e| e.addr() == std::net::IpAddr::V4(a))
 }
 
+fn allowed(
+    t: &Table,
+    d: Direction,
+    pod: Ipv4Addr,
+    peer: Ipv4Addr,
+    proto: L4Proto,
+    port: u16,
+) -> bool {
+    let peers = &t.map(&peers_map(d)).unwrap().elements;
+    allows(
+        peers,
+        &concat(t, &allow_set(d)).elements,
+        pod,
+        peer,
+        proto,
+        port,
+    )
+}
+
 /// Whether a new flow from `src` to `dst` passes this node's table.
 fn passes(t: &Table, src: Ipv4Addr, dst: Ipv4Addr, proto: L4Proto, port: u16) -> bool {
     let eg = Direction::Egress;
     let ing = Direction::Ingress;
-    (!isolated(t, eg, src) || allows(&concat(t, &allow_set(eg)).elements, src, dst, proto, port))
-        && (!isolated(t, ing, dst)
-            || allows(&concat(t, &allow_set(ing)).elements, dst, src, proto, port))
+    (!isolated(t, eg, src) || allowed(t, eg, src, dst, proto, port))
+        && (!isolated(t, ing, dst) || allowed(t, ing, dst, src, proto, port))
 }
 
 fn policy(ns: &str, name: &str, spec: &str) -> String {
@@ -277,4 +295,36 @@ fn counter_names_round_trip() {
     let long = "p".repeat(253);
     let c = counter_name("ns", &long, Direction::Egress);
     assert!(c.len() <= 255 && c.starts_with("pol-eg.ns.h"), "{c}");
+}
+
+/// 1,000 policies selecting one pod: the drop chain's counters are spread
+/// over rules the kernel accepts (at most 128 expressions each).
+#[test]
+fn a_pod_selected_by_a_thousand_policies() {
+    let many: String = (0..1000)
+        .map(|i| policy("x", &format!("p{i}"), &format!("  podSelector: {{matchLabels: {{app: a}}}}\n  ingress: [{{ports: [{{port: {}}}]}}]", 1000 + i)))
+        .collect();
+    let (t, w) = compile_on(NODE, &many);
+    assert!(w.is_empty(), "{w:?}");
+    let reasons = drop_reasons(&t);
+    assert_eq!(reasons.len(), 1);
+    assert_eq!(reasons[0].2.len(), 1000);
+    assert!(passes(&t, ip("y", "a"), ip("x", "a"), TCP, 1999));
+    assert!(!passes(&t, ip("y", "a"), ip("x", "a"), TCP, 2000));
+    let chain = t
+        .chains
+        .iter()
+        .find(|c| c.name.starts_with("in-drop-"))
+        .unwrap();
+    assert!(chain
+        .rules
+        .iter()
+        .all(|r| r.statements.len() <= crate::nft::MAX_RULE_STATEMENTS));
+    match strait_kernel::nft::check(&crate::nft::render(&t)) {
+        Ok(()) => {}
+        Err(strait_kernel::nft::NftError::Rejected(m)) if !m.contains("not permitted") => {
+            panic!("nft -c rejected the table: {m}")
+        }
+        Err(e) => eprintln!("skipping the nft check: {e}"),
+    }
 }

@@ -62,6 +62,7 @@ pub(super) fn emit(built: Built, table: &mut Table) {
             if group.n == 1 { "" } else { "s" }
         );
         table.maps.push(Map {
+            interval: false,
             name: group.map_name(),
             key,
             value: MapValue::Ipv4AddrPort,

@@ -79,6 +79,7 @@ pub(super) fn map(
     comment: &str,
 ) -> Map {
     Map {
+        interval: false,
         name: name.to_string(),
         key: key.to_vec(),
         value: MapValue::Verdict,

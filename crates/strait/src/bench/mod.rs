@@ -3,6 +3,7 @@
 
 mod cni;
 mod lab;
+mod policy;
 mod report;
 mod services;
 
@@ -42,6 +43,22 @@ pub enum Which {
         #[arg(long)]
         write: Option<PathBuf>,
     },
+    /// NetworkPolicy: compile + apply of many policies over many pods, and
+    /// the new-connection rate through a pod selected by them vs by none.
+    Policy {
+        #[arg(long, default_value_t = 1000)]
+        policies: usize,
+        #[arg(long, default_value_t = 5000)]
+        pods: usize,
+        /// Seconds per connection-rate round.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Interleaved rounds per server.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
     /// Service sync time at scale vs kube-proxy's iptables layout.
     Services {
         /// Numbers of Services (10 endpoints each).
@@ -67,5 +84,12 @@ pub fn run(which: Which) -> Result<(), String> {
             write,
         } => lab::run(seconds, rounds, nodes, write),
         Which::Services { sizes, write } => services::run(&sizes, write),
+        Which::Policy {
+            policies,
+            pods,
+            seconds,
+            rounds,
+            write,
+        } => policy::run(policies, pods, seconds, rounds, write),
     }
 }

@@ -25,6 +25,9 @@ use std::net::Ipv4Addr;
 /// Longest comment nft accepts (NFT_USERDATA_MAXLEN allows 256 bytes; nft
 /// itself limits comments to 128 characters).
 pub const MAX_COMMENT_LEN: usize = 128;
+/// Most statements a rule may hold: the kernel allows 128 expressions per
+/// rule (NFT_RULE_MAXEXPRS), and matches and the verdict need some.
+pub const MAX_RULE_STATEMENTS: usize = 110;
 /// Longest log prefix nft accepts (NF_LOG_PREFIXLEN is 128 with the NUL).
 pub const MAX_LOG_PREFIX_LEN: usize = 127;
 
@@ -112,6 +115,8 @@ pub enum KeyType {
     InetService,
     /// `numgen random mod N`: an integer below N (declared with `typeof`).
     Numgen(u32),
+    /// A 32-bit mark (`ct mark`).
+    Mark,
 }
 
 impl KeyType {
@@ -122,6 +127,7 @@ impl KeyType {
             KeyType::InetProto => "inet_proto",
             KeyType::InetService => "inet_service",
             KeyType::Numgen(_) => "integer",
+            KeyType::Mark => "mark",
         }
     }
 
@@ -132,6 +138,7 @@ impl KeyType {
             KeyType::InetProto => "meta l4proto".to_string(),
             KeyType::InetService => "th dport".to_string(),
             KeyType::Numgen(n) => format!("numgen random mod {n}"),
+            KeyType::Mark => "ct mark".to_string(),
         }
     }
 }
@@ -150,6 +157,8 @@ pub enum Key {
     ProtoRange(u8, u8),
     /// An inclusive port range (only in interval sets).
     PortRange(u16, u16),
+    /// A mark value.
+    Mark(u32),
 }
 
 impl Key {
@@ -170,6 +179,7 @@ impl Key {
             (Key::Ipv4Range(a, b), KeyType::Ipv4Addr) => a <= b,
             (Key::ProtoRange(a, b), KeyType::InetProto) => a <= b,
             (Key::PortRange(a, b), KeyType::InetService) => a <= b,
+            (Key::Mark(_), KeyType::Mark) => true,
             (Key::Index(i), KeyType::Numgen(n)) => i < n,
             _ => false,
         }
@@ -188,6 +198,8 @@ pub enum MapValue {
     Verdict,
     /// `ipv4_addr . inet_service`: a DNAT target (`dnat ip to ... map`).
     Ipv4AddrPort,
+    /// A mark (read by [`Statement::CtMarkSetMap`]).
+    Mark,
 }
 
 /// What one map element maps to; must agree with the map's [`MapValue`].
@@ -195,6 +207,7 @@ pub enum MapValue {
 pub enum MapData {
     Verdict(Verdict),
     AddrPort(Ipv4Addr, u16),
+    Mark(u32),
 }
 
 /// A named map: `type ipv4_addr . inet_proto . inet_service : verdict`
@@ -207,6 +220,9 @@ pub struct Map {
     /// Keys are unique; the renderer sorts by key.
     pub elements: Vec<(Vec<Key>, MapData)>,
     pub comment: Option<String>,
+    /// `flags interval`: keys may be ranges ([`Key::Ipv4Range`]); they
+    /// must not overlap.
+    pub interval: bool,
 }
 
 /// A named set of concatenations, e.g. `type ipv4_addr . ipv4_addr`.
@@ -236,6 +252,8 @@ pub enum KeyExpr {
     Dport,
     /// `numgen random mod N`: uniformly random below N.
     Numgen(u32),
+    /// `ct mark`: the connection's mark.
+    CtMark,
 }
 
 impl KeyExpr {
@@ -245,6 +263,7 @@ impl KeyExpr {
             KeyExpr::L4Proto => KeyType::InetProto,
             KeyExpr::Dport => KeyType::InetService,
             KeyExpr::Numgen(n) => KeyType::Numgen(n),
+            KeyExpr::CtMark => KeyType::Mark,
         }
     }
 
@@ -256,6 +275,7 @@ impl KeyExpr {
             KeyExpr::L4Proto => "meta l4proto".to_string(),
             KeyExpr::Dport => "th dport".to_string(),
             KeyExpr::Numgen(n) => format!("numgen random mod {n}"),
+            KeyExpr::CtMark => "ct mark".to_string(),
         }
     }
 }
@@ -275,6 +295,11 @@ pub enum Statement {
     /// `update @set { ip saddr }`: remember the source address in a dynamic
     /// set (renewing its timeout).
     UpdateSaddr(String),
+    /// `ct mark set VALUE`.
+    CtMarkSet(u32),
+    /// `ct mark set ip saddr map @map`: the mark the packet field maps to
+    /// in a map of [`MapValue::Mark`]; no element: the mark is unchanged.
+    CtMarkSetMap { key: KeyExpr, map: String },
     /// `counter name "NAME"`: adds the packet to a [`CounterObj`].
     NamedCounter(String),
     /// `limit rate N/second burst B packets log group G prefix "..."`:

@@ -341,6 +341,7 @@ fn family_helpers() {
 
 fn svc_map(elements: Vec<(Vec<Key>, Verdict)>) -> Map {
     Map {
+        interval: false,
         name: "svc-ips".into(),
         key: vec![KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService],
         value: MapValue::Verdict,
@@ -511,6 +512,7 @@ fn hooks_are_checked_through_jumps_maps_and_numgen() {
 fn group_table(sub_rules: Vec<Rule>, elements: Vec<(Vec<Key>, MapData)>) -> Table {
     let mut t = nat_table(sub_rules, vec![(addr_key(80), Verdict::Goto("sub".into()))]);
     t.maps.push(Map {
+        interval: false,
         name: "eps-n2".into(),
         key: vec![
             KeyType::Ipv4Addr,

@@ -219,6 +219,12 @@ impl Table {
                 }
             }
         }
+        if rule.statements.len() > MAX_RULE_STATEMENTS {
+            return Err(format!(
+                "{} statements in one rule (at most {MAX_RULE_STATEMENTS}: the kernel takes 128 expressions per rule)",
+                rule.statements.len()
+            ));
+        }
         if let Some(i) = rule
             .statements
             .iter()
@@ -235,6 +241,19 @@ impl Table {
                 Statement::MarkOr(bits) => {
                     if *bits == 0 {
                         return Err("meta mark set with no bits".into());
+                    }
+                }
+                Statement::CtMarkSet(_) => {}
+                Statement::CtMarkSetMap { key, map } => {
+                    let m = index
+                        .maps
+                        .get(map.as_str())
+                        .ok_or_else(|| format!("map @{map} does not exist"))?;
+                    if m.value != MapValue::Mark || m.key != [key.key_type()] {
+                        return Err(format!(
+                            "ct mark set {} map @{map}: the map does not map that to a mark",
+                            key.text()
+                        ));
                     }
                 }
                 Statement::NamedCounter(name) => {
@@ -488,7 +507,7 @@ fn check_map(index: &Index, map: &Map) -> Result<(), String> {
         return Err("numgen random mod 0 in the key".into());
     }
     for (key, data) in &map.elements {
-        if !key_fits(key, &map.key) || key.iter().any(|k| k.is_range()) {
+        if !key_fits(key, &map.key) || (!map.interval && key.iter().any(|k| k.is_range())) {
             return Err(format!("element key {key:?} does not match the map's type"));
         }
         if !seen.insert(key) {
@@ -500,6 +519,7 @@ fn check_map(index: &Index, map: &Map) -> Result<(), String> {
                 Verdict::Jump(t) | Verdict::Goto(t) => check_target(index, &nowhere, t)?,
                 other => return Err(format!("{other:?} cannot be a map element's verdict")),
             },
+            (MapValue::Mark, MapData::Mark(_)) => {}
             (MapValue::Ipv4AddrPort, MapData::AddrPort(_, port)) => {
                 if *port == 0 {
                     return Err(format!("element {key:?} maps to port 0"));

@@ -106,7 +106,8 @@ pub fn parse<'a>(np: &'a NetworkPolicy, warnings: &mut Vec<String>) -> Option<Po
     };
     let has_egress_rules = spec.egress.as_ref().is_some_and(|e| !e.is_empty());
     let (mut ingress, mut egress) = (false, false);
-    match &spec.policy_types {
+    // An empty list is no list: the API server defaults both the same way.
+    match spec.policy_types.as_ref().filter(|t| !t.is_empty()) {
         None => (ingress, egress) = (true, has_egress_rules),
         Some(types) => {
             for (i, t) in types.iter().enumerate() {

@@ -238,6 +238,12 @@ fn implied_policy_types_and_union() {
         54
     ));
     assert!(!passes(&t, src, ip("x", "b"), TCP, 80));
+    // policyTypes: [] is defaulted like a missing list.
+    let (t, _) = compile_on(
+        NODE,
+        &policy("y", "h", "  podSelector: {}\n  policyTypes: []"),
+    );
+    assert!(isolated(&t, Direction::Ingress, src) && !isolated(&t, Direction::Egress, src));
     // Only ingress, no egress rules and no types: Ingress only.
     let (t, _) = compile_on(NODE, &policy("y", "g", "  podSelector: {}\n  egress: []"));
     assert!(isolated(&t, Direction::Ingress, src) && !isolated(&t, Direction::Egress, src));

@@ -15,7 +15,8 @@ pub const DEFAULT_LAB: &str = "strait";
 #[derive(Subcommand)]
 pub enum LabCmd {
     /// Build the topology (default: two nodes, a router, legacy-db) and start
-    /// an agent per node; returns when every agent is ready.
+    /// an agent per node; returns when every agent is ready. The lab is
+    /// named by `--lab`, else by the topology file's `name`.
     Up {
         #[arg(short = 'f', long = "file")]
         file: Option<PathBuf>,
@@ -126,10 +127,16 @@ pub fn run(lab: &str, cmd: LabCmd) -> Result<i32, String> {
             }
         }
         LabCmd::Up { file } => {
-            let topo = match file {
+            let mut topo = match file {
                 Some(f) => Topology::load(&f).map_err(|e| e.to_string())?,
                 None => Topology::default_lab(),
             };
+            // `--lab NAME` names the lab: the default topology always takes
+            // it, a topology file's own `name` yields to an explicit one.
+            if topo.name == DEFAULT_LAB || lab != DEFAULT_LAB {
+                topo.name = lab.to_string();
+                topo.validate().map_err(|e| format!("--lab: {e}"))?;
+            }
             up(&topo)?;
             Ok(0)
         }

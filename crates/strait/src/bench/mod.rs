@@ -51,10 +51,10 @@ pub enum Which {
         #[arg(long, default_value_t = 5000)]
         pods: usize,
         /// Seconds per connection-rate round.
-        #[arg(long, default_value_t = 2.0)]
+        #[arg(long, default_value_t = 1.0)]
         seconds: f64,
-        /// Interleaved rounds per server.
-        #[arg(long, default_value_t = 5)]
+        /// Rounds (each measures both servers at once).
+        #[arg(long, default_value_t = 10)]
         rounds: usize,
         #[arg(long)]
         write: Option<PathBuf>,

@@ -14,6 +14,8 @@ pub mod health_check;
 pub mod http;
 pub mod metrics;
 pub mod node_file;
+pub mod policy_log;
+pub mod policy_metrics;
 pub mod readiness;
 pub mod run;
 pub mod source;

@@ -1,6 +1,6 @@
 //! The agent's Prometheus metrics.
 
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -26,6 +26,9 @@ pub struct Metrics {
     pub ready: AtomicBool,
     /// Why not ready, for /readyz (empty: no successful sync yet).
     not_ready: std::sync::Mutex<String>,
+    /// `strait_policy_*` (a registry of its own for the prefix).
+    policy_registry: Registry,
+    pub policy_drops: Arc<crate::policy_metrics::PolicyDrops>,
 }
 
 impl Metrics {
@@ -51,7 +54,16 @@ impl Metrics {
             "Kernel objects the agent owns, by kind",
             owned.clone(),
         );
+        let mut policy_registry = Registry::with_prefix("strait_policy");
+        let policy_drops = Arc::new(crate::policy_metrics::PolicyDrops::default());
+        policy_registry.register(
+            "dropped_packets",
+            "Packets dropped by NetworkPolicy, per policy selecting the pod and direction",
+            policy_drops.family.clone(),
+        );
         Arc::new(Metrics {
+            policy_registry,
+            policy_drops,
             registry,
             syncs,
             sync_errors,
@@ -95,7 +107,9 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.policy_registry);
+        let _ = encode_eof(&mut out);
         out
     }
 }
@@ -119,5 +133,14 @@ mod tests {
             text.contains("strait_agent_sync_duration_seconds_bucket"),
             "{text}"
         );
+        m.policy_drops.update(&[("pol-in.ns.web".into(), 3)]);
+        let text = m.render();
+        assert!(
+            text.contains(
+                "strait_policy_dropped_packets_total{policy=\"ns/web\",direction=\"ingress\"} 3"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

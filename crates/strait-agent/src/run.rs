@@ -176,6 +176,12 @@ fn sync_snapshot(
         m.set_owned("fdb", report.fdb);
         m.set_owned("neighbour", report.neighbours);
         m.set_owned("nft_table", 1);
+        if !plan.nft.counters.is_empty() {
+            match crate::policy_metrics::read_counters(strait_plan::NFT_TABLE) {
+                Ok(read) => m.policy_drops.update(&read),
+                Err(e) => log(format!("policy drop counters not read: {e}")),
+            }
+        }
     }
     Ok(Synced {
         changes: report.changes,
@@ -210,6 +216,13 @@ pub fn run(opts: Options) -> Result<(), String> {
     let mut applier = Applier::new(&opts.node_file).map_err(|e| e.to_string())?;
     let mut nl = strait_kernel::Netlink::open().map_err(|e| format!("netlink: {e}"))?;
     source.wait_first_list(log);
+    let describer = std::sync::Arc::new(std::sync::Mutex::new(
+        crate::policy_log::Describer::default(),
+    ));
+    match crate::policy_log::DropLog::open(strait_plan::policy::LOG_GROUP) {
+        Ok(l) => crate::policy_log::spawn(l, describer.clone()),
+        Err(e) => log(format!("no policy drop log (nfnetlink_log): {e}")),
+    }
     let mut cache = Cache::default();
     let mut health_checks = crate::health_check::HealthChecks::default();
     let mut udp_before: Option<crate::stale_flows::UdpEndpoints> = None;
@@ -242,6 +255,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         if changed || due || config_changed {
             let full = back || last_full.is_none_or(|t| now.duration_since(t) >= opts.resync);
             let started = Instant::now();
+            let recompiled = changed || config_changed || full || cache.plan.is_none();
             if changed || config_changed || full {
                 cache = Cache::default();
             }
@@ -257,6 +271,12 @@ pub fn run(opts: Options) -> Result<(), String> {
             ) {
                 Ok(synced) => {
                     let changes = synced.changes;
+                    if let (true, Some(snap), Some((_, plan))) =
+                        (recompiled, &cache.snap, &cache.plan)
+                    {
+                        let d = crate::policy_log::Describer::new(&plan.nft, snap);
+                        *describer.lock().unwrap_or_else(|e| e.into_inner()) = d;
+                    }
                     for problem in health_checks.update(synced.health_checks) {
                         log(problem);
                     }

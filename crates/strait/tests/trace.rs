@@ -563,3 +563,129 @@ spec:
     assert_eq!(v["to"], "svc/demo/web:80", "{line}");
     assert_eq!(v["via"], "pod/demo/web:8080", "{line}");
 }
+
+/// `strait flows` in `node`'s namespace with `args`, its stdout lines on a
+/// channel.
+fn flows_child(
+    lab: &common::Lab,
+    node: &str,
+    args: &[&str],
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut cmd = lab_debug::node_command(
+        &lab.cluster,
+        &lab.topo.name,
+        node,
+        "flows",
+        std::path::Path::new(env!("CARGO_BIN_EXE_strait")),
+    )
+    .unwrap();
+    cmd.args(args).stdout(std::process::Stdio::piped());
+    let mut child = Child(cmd.spawn().unwrap());
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+#[test]
+fn flows_show_policy_drops_naming_the_policy() {
+    let lab = common::up(|_| {});
+    lab.apply(
+        "
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: demo, labels: {app: client}}
+spec: {nodeName: node-1, containers: [{name: c, image: x}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: demo, labels: {app: web}}
+spec: {nodeName: node-2, containers: [{name: c, image: x, ports: [{containerPort: 8080}, {containerPort: 81}]}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-8080-only, namespace: demo}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: client}}}]
+    ports: [{port: 8080}]
+",
+    );
+    // The policy is in place once 8080 passes and 81 does not.
+    lab.eventually(10, "policy applied", || {
+        lab.probe("pod/demo/client", "pod/demo/web", 8080, Proto::Tcp)
+            .answer()
+            .is_some()
+            && lab
+                .probe("pod/demo/client", "pod/demo/web", 81, Proto::Tcp)
+                .answer()
+                .is_none()
+    });
+    // Ingress is enforced on the destination's node.
+    let (_child, rx) = flows_child(
+        &lab,
+        "node-2",
+        &[
+            "--namespace",
+            "demo",
+            "--verdict",
+            "dropped",
+            "--count",
+            "1",
+            "--json",
+        ],
+    );
+    let mut line = None;
+    for _ in 0..20 {
+        lab.probe("pod/demo/client", "pod/demo/web", 81, Proto::Tcp);
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+            line = Some(l);
+            break;
+        }
+    }
+    let line = line.expect("no dropped flow within 10 s");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["kind"], "dropped", "{line}");
+    assert_eq!(v["proto"], "tcp", "{line}");
+    assert_eq!(v["from"], "pod/demo/client", "{line}");
+    assert_eq!(v["to"], "pod/demo/web:81", "{line}");
+    assert_eq!(v["direction"], "ingress", "{line}");
+    assert_eq!(
+        v["policies"],
+        serde_json::json!(["demo/web-8080-only"]),
+        "{line}"
+    );
+    // Without --verdict both come, merged: the allowed port as a
+    // conntrack event, the denied one as a drop, in human form.
+    let (_child, rx) = flows_child(&lab, "node-2", &["--pod", "demo/web"]);
+    let (mut new, mut dropped) = (None, None);
+    for _ in 0..20 {
+        lab.reach("pod/demo/client", "pod/demo/web", 8080, Proto::Tcp);
+        lab.probe("pod/demo/client", "pod/demo/web", 81, Proto::Tcp);
+        while let Ok(l) = rx.recv_timeout(Duration::from_millis(300)) {
+            if l.starts_with("new ") && l.contains("-> pod/demo/web:8080") {
+                new = Some(l);
+            } else if l.starts_with("dropped ") {
+                dropped = Some(l);
+            }
+        }
+        if new.is_some() && dropped.is_some() {
+            break;
+        }
+    }
+    assert!(new.is_some(), "no new flow to 8080 within 10 s");
+    let dropped = dropped.expect("no dropped flow within 10 s");
+    assert!(
+        dropped.contains("pod/demo/client -> pod/demo/web:81: ingress of pod/demo/web, selected by demo/web-8080-only, no rule allows it"),
+        "{dropped}"
+    );
+}

@@ -453,6 +453,33 @@ fn doctor_is_silent_when_healthy_and_names_each_breakage() {
     ] {
         lab.node_exec("node-1", argv);
     }
+    // One map element changed in place (same count, same key): doctor
+    // names it, not only the stamp.
+    let listing = lab.node_exec(
+        "node-1",
+        &["nft", "list", "map", "inet", "strait", "service-ips"],
+    );
+    let element = listing
+        .split(['{', ','])
+        .map(|e| e.trim().trim_end_matches('}').trim())
+        .find(|e| e.contains(" : goto "))
+        .unwrap_or_else(|| panic!("no service element in {listing}"))
+        .to_string();
+    let key = element.split(" : ").next().unwrap();
+    lab.node_exec(
+        "node-1",
+        &[
+            "nft",
+            &format!("delete element inet strait service-ips {{ {key} }}"),
+        ],
+    );
+    lab.node_exec(
+        "node-1",
+        &[
+            "nft",
+            &format!("add element inet strait service-ips {{ {key} : drop }}"),
+        ],
+    );
     std::fs::write(
         cni.path().join("00-other.conflist"),
         r#"{"cniVersion":"1.0.0","name":"other","plugins":[{"type":"bridge"}]}"#,
@@ -465,7 +492,7 @@ fn doctor_is_silent_when_healthy_and_names_each_breakage() {
         "[route] route 10.42.2.0/24 via 10.42.2.0 dev strait.vxlan onlink of the Plan is missing",
         "[mtu] strait.vxlan has MTU 1400 but the Plan says 1450",
         "[nft] chain forward holds 0 rules in the kernel, ",
-        "[nft] set or map cluster-cidrs holds 0 elements in the kernel, 1 in the Plan",
+        "[nft] set or map cluster-cidrs: 1 element(s) of the Plan missing from the kernel: 10.42.0.0/16",
         "[rp_filter] strict reverse-path filtering on strait0",
         "[br_netfilter] bridge-nf-call-iptables is 0",
         "[mtu] pods use MTU 1450 but eth0 has 1400",
@@ -474,6 +501,13 @@ fn doctor_is_silent_when_healthy_and_names_each_breakage() {
     ] {
         assert!(text.contains(want), "doctor does not say {want:?}:\n{text}");
     }
+    let changed = format!(
+        "[nft] set or map service-ips: 1 element(s) changed (the Plan's first): {element} is {key} : drop in the kernel"
+    );
+    assert!(
+        text.contains(&changed),
+        "doctor does not say {changed:?}:\n{text}"
+    );
     // The kernel agrees that node-1 is broken.
     let p = lab.probe("pod/demo/client", "pod/demo/far", 80, Proto::Tcp);
     assert!(p.answer().is_none(), "{p}");

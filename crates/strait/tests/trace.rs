@@ -352,6 +352,7 @@ fn property(edit: impl FnOnce(&mut strait_lab::Topology), default_cases: usize) 
     }
     let mut wrong = Vec::new();
     let mut answered = 0;
+    let mut named_rules = 0;
     for ((from, to, port, proto), probe) in drawn.iter().zip(&observed) {
         let p = match proto {
             Proto::Tcp => L4Proto::Tcp,
@@ -374,9 +375,28 @@ fn property(edit: impl FnOnce(&mut strait_lab::Topology), default_cases: usize) 
                 t.human()
             ));
         }
+        // Where the kernel let an isolated pod's packet through, trace
+        // names the policy rule that allowed it; a policy drop names the
+        // policies selecting the pod.
+        let text = t.human();
+        if seen && t.verdict.answered() {
+            for line in text.lines().filter(|l| l.contains("NetworkPolicy ")) {
+                named_rules += 1;
+                if !line.contains(": allowed by s/") {
+                    wrong.push(format!(
+                        "{from} -> {to} {proto}/{port}: answered, but {line}"
+                    ));
+                }
+            }
+        }
+        if let Verdict::Dropped { reason, .. } = &t.verdict {
+            if reason.contains("NetworkPolicy") && !reason.contains("is selected by s/") {
+                wrong.push(format!("{from} -> {to} {proto}/{port}: {reason}"));
+            }
+        }
     }
     eprintln!(
-        "seed {seed}: {} cases, {answered} answered, {} differ",
+        "seed {seed}: {} cases, {answered} answered, {named_rules} allowed by a named policy rule, {} differ",
         drawn.len(),
         wrong.len()
     );

@@ -123,3 +123,24 @@ fn ip_block_except_and_icmp() {
     assert!(!eg(Ipv4Addr::new(10, 42, 1, 9), L4Proto::Icmp, 0).allowed());
     assert!(eg(Ipv4Addr::new(10, 42, 1, 9), L4Proto::Tcp, 80).allowed());
 }
+
+#[test]
+fn end_port_ranges_and_egress_named_ports_of_the_peer() {
+    let s = snap(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n\
+         metadata: {name: out, namespace: y}\nspec:\n  podSelector: {matchLabels: {app: a}}\n  policyTypes: [Egress]\n  egress:\n  \
+         - ports: [{port: 1000, endPort: 1010, protocol: UDP}]\n  \
+         - to: [{namespaceSelector: {}}]\n    ports: [{port: http}]\n---\n",
+    );
+    let eg = |dst, proto, port| decide(&s, Direction::Egress, YA, dst, proto, port).unwrap();
+    // endPort: 1000-1010 over UDP to anyone, not TCP, not 1011.
+    assert_eq!(eg(XA, L4Proto::Udp, 1005).allowed_by.unwrap().rule, 0);
+    assert!(!eg(XA, L4Proto::Udp, 1011).allowed());
+    assert!(!eg(XA, L4Proto::Tcp, 1005).allowed());
+    // "http" is the peer's port: 8080 on x/b, 80 on x/a.
+    assert_eq!(eg(XB, L4Proto::Tcp, 8080).allowed_by.unwrap().rule, 1);
+    assert!(!eg(XB, L4Proto::Tcp, 80).allowed());
+    assert_eq!(eg(XA, L4Proto::Tcp, 80).allowed_by.unwrap().rule, 1);
+    // Not a pod: a named port resolves to nothing.
+    assert!(!eg(Ipv4Addr::new(192, 168, 0, 9), L4Proto::Tcp, 80).allowed());
+}

@@ -4,9 +4,10 @@
 //! the calling process's namespace). Read-only.
 //!
 //! Drift uses the agent's own comparisons (`apply::same_route`, the table
-//! stamp), so doctor and the agent agree on what "differs" means.
+//! stamp), so doctor and the agent agree on what "differs" means; nft set
+//! and map elements are compared one by one (`doctor_nft.rs`).
 
-use crate::apply::{kernel_stamp, same_route, stamped};
+use crate::apply::same_route;
 use ipnet::IpNet;
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -15,7 +16,7 @@ use std::path::Path;
 use strait_kernel::link::{self, Link};
 use strait_kernel::neighbour::{self, Entry};
 use strait_kernel::route::{self, RouteSpec};
-use strait_kernel::{nft, Netlink};
+use strait_kernel::Netlink;
 use strait_model::{AgentConfig, Backend};
 use strait_plan::{LocalNode, Plan, STRAIT_ROUTE_PROTO};
 
@@ -368,140 +369,6 @@ fn entries(
     Ok(())
 }
 
-fn nft_drift(plan: &Plan, out: &mut Vec<Finding>) -> Result<(), String> {
-    let table = strait_plan::NFT_TABLE;
-    let listed = nft::list_table("inet", table).map_err(|e| e.to_string())?;
-    let Some(text) = listed else {
-        out.push(finding(
-            "nft",
-            format!("nft table inet {table} is missing: no Services, masquerade or forward rules"),
-            "start the agent (it installs the table)",
-        ));
-        return Ok(());
-    };
-    let have = chain_rules(&text);
-    for c in &plan.nft.chains {
-        match have.iter().find(|(name, _)| *name == c.name) {
-            None => out.push(finding(
-                "nft",
-                format!("chain {} of the Plan is missing from inet {table}", c.name),
-                "the agent rewrites the table on its next full resync; or restart it",
-            )),
-            Some((_, n)) if *n != c.rules.len() => out.push(finding(
-                "nft",
-                format!(
-                    "chain {} holds {n} rules in the kernel, {} in the Plan",
-                    c.name,
-                    c.rules.len()
-                ),
-                format!("nft list chain inet {table} {} to see it; the agent rewrites the table on its next full resync", c.name),
-            )),
-            Some(_) => {}
-        }
-    }
-    let have_elements = element_counts(&text);
-    let mut planned: Vec<(&str, usize)> = Vec::new();
-    for set in plan.nft.sets.iter().filter(|s| s.timeout.is_none()) {
-        planned.push((&set.name, set.elements.len()));
-    }
-    for set in &plan.nft.concat_sets {
-        let unique: BTreeSet<_> = set.elements.iter().collect();
-        planned.push((&set.name, unique.len()));
-    }
-    for map in &plan.nft.maps {
-        planned.push((&map.name, map.elements.len()));
-    }
-    for (name, want) in planned {
-        let have = have_elements
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or(0, |(_, c)| *c);
-        if have != want {
-            out.push(finding(
-                "nft",
-                format!("set or map {name} holds {have} elements in the kernel, {want} in the Plan"),
-                format!("nft list set inet {table} {name} (or list map) to see them; the agent rewrites the table on its next full resync"),
-            ));
-        }
-    }
-    let (_, want) = stamped(&plan.nft);
-    let got = kernel_stamp().map_err(|e| e.to_string())?;
-    if got.as_deref() != Some(want.as_str()) {
-        out.push(finding(
-            "nft",
-            format!("inet {table} is not the table of this Plan (stamp {} in the kernel, {want} planned): changed by hand, or the agent is behind", got.unwrap_or_else(|| "none".into())),
-            "nft list table inet strait to see it; the agent rewrites it on its next full resync",
-        ));
-    }
-    Ok(())
-}
-
-/// (chain, number of rules) from `nft list table` text: the lines inside
-/// each chain block but its `type ... hook ...` line.
-fn chain_rules(text: &str) -> Vec<(&str, usize)> {
-    let mut out = Vec::new();
-    let mut current: Option<(&str, usize)> = None;
-    for line in text.lines().map(str::trim) {
-        if let Some(name) = line
-            .strip_prefix("chain ")
-            .and_then(|l| l.strip_suffix(" {"))
-        {
-            current = Some((name, 0));
-        } else if line == "}" {
-            if let Some(c) = current.take() {
-                out.push(c);
-            }
-        } else if let Some((_, n)) = current.as_mut() {
-            if !line.is_empty() && !line.starts_with("type ") {
-                *n += 1;
-            }
-        }
-    }
-    out
-}
-
-/// (set or map, number of elements) from `nft list table` text: the
-/// comma-separated items of each `elements = { ... }` (which may span
-/// lines).
-fn element_counts(text: &str) -> Vec<(&str, usize)> {
-    let mut out = Vec::new();
-    let mut current: Option<&str> = None;
-    let mut open: Option<usize> = None;
-    for line in text.lines().map(str::trim) {
-        let name = line
-            .strip_prefix("set ")
-            .or_else(|| line.strip_prefix("map "))
-            .and_then(|l| l.strip_suffix(" {"));
-        if let Some(n) = name {
-            current = Some(n);
-            continue;
-        }
-        let Some(set) = current else { continue };
-        let body = match (open, line.strip_prefix("elements = {")) {
-            (None, Some(rest)) => {
-                open = Some(0);
-                rest
-            }
-            (Some(_), _) => line,
-            (None, None) => {
-                if line == "}" {
-                    out.push((set, 0));
-                    current = None;
-                }
-                continue;
-            }
-        };
-        let count = open.get_or_insert(0);
-        *count += body.matches(',').count();
-        if body.ends_with('}') {
-            out.push((set, *count + 1));
-            open = None;
-            current = None;
-        }
-    }
-    out
-}
-
 /// kubelet uses the first config in the directory (by name); strait's must
 /// be that one.
 fn cni_configs(dir: &Path, out: &mut Vec<Finding>) {
@@ -565,6 +432,10 @@ pub fn human(findings: &[Finding]) -> String {
     s.push_str(&format!("{} problem(s)\n", findings.len()));
     s
 }
+
+#[path = "doctor_nft.rs"]
+mod nft_check;
+use nft_check::nft_drift;
 
 #[cfg(test)]
 #[path = "doctor_tests.rs"]

@@ -1,12 +1,43 @@
 //! doctor's pure parts: nft text counts, CIDR overlaps, CNI config order.
 
+use super::nft_check::{chain_rules, element_drift, elements};
 use super::*;
 
 #[test]
 fn counts_rules_and_elements_from_nft_text() {
     let text = "table inet strait {\n\tset s {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 10.0.0.0/24, 10.0.1.0/24,\n\t\t\t     10.9.0.0/16 }\n\t}\n\n\tset e {\n\t\ttype ipv4_addr\n\t}\n\n\tmap m {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n\t\telements = { 10.43.0.2 . udp . 53 : accept }\n\t}\n\n\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tip saddr @s counter packets 0 bytes 0 accept comment \"from pods\"\n\t\tip daddr @s accept\n\t}\n\n\tchain empty {\n\t}\n}\n";
-    assert_eq!(element_counts(text), [("s", 3), ("e", 0), ("m", 1)]);
+    let e = elements(text);
+    assert_eq!(e["s"], ["10.0.0.0/24", "10.0.1.0/24", "10.9.0.0/16"]);
+    assert!(e["e"].is_empty());
+    assert_eq!(e["m"], ["10.43.0.2 . udp . 53 : accept"]);
+    assert_eq!(e.len(), 3);
     assert_eq!(chain_rules(text), [("forward", 2), ("empty", 0)]);
+}
+
+#[test]
+fn element_drift_names_missing_changed_and_extra_elements() {
+    let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let plan = v(&[
+        "10.43.0.10 . tcp . 80 : goto lb-a",
+        "10.43.0.11 . tcp . 80 : goto lb-b",
+    ]);
+    assert_eq!(element_drift("m", &plan, &plan), None);
+    let kernel = v(&[
+        "10.43.0.10 . tcp . 80 : goto lb-x",
+        "10.43.0.99 . udp . 53 : accept",
+    ]);
+    assert_eq!(
+        element_drift("m", &plan, &kernel).unwrap(),
+        "set or map m: 1 element(s) of the Plan missing from the kernel: 10.43.0.11 . tcp . 80 : goto lb-b; \
+         1 element(s) changed (the Plan's first): 10.43.0.10 . tcp . 80 : goto lb-a is 10.43.0.10 . tcp . 80 : goto lb-x in the kernel; \
+         1 element(s) in the kernel that the Plan does not hold: 10.43.0.99 . udp . 53 : accept"
+    );
+    // Plain sets: a flushed set names what is missing, at most 5.
+    let many = v(&["a", "b", "c", "d", "e", "f", "g"]);
+    assert_eq!(
+        element_drift("s", &many, &[]).unwrap(),
+        "set or map s: 7 element(s) of the Plan missing from the kernel: a, b, c, d, e and 2 more"
+    );
 }
 
 fn cfg(cluster: &str, service: &str) -> AgentConfig {

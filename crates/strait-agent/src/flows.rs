@@ -4,9 +4,10 @@
 //! only NFLOG and NFQUEUE, not ctnetlink; the parsing needed is ~100 lines
 //! of TLVs (`nfgenmsg` + nested CTA_TUPLE_ORIG attributes).
 //!
-//! The policy drop log (NFLOG messages from the policy rules, group in
-//! docs/policy.md) will arrive as [`Kind::Dropped`] events from a second
-//! socket; not wired yet.
+//! Packets dropped by NetworkPolicy do not come from here: the agent's
+//! drop log holds their nfnetlink_log group and republishes them
+//! (`drop_feed`); `strait flows` reads both and shows those as
+//! [`Kind::Dropped`].
 
 use serde::Serialize;
 use std::net::Ipv4Addr;

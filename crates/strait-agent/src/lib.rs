@@ -9,6 +9,7 @@ pub mod apply;
 pub mod cni_conf;
 pub mod discover;
 pub mod doctor;
+pub mod drop_feed;
 pub mod flows;
 pub mod health_check;
 pub mod http;

@@ -320,6 +320,7 @@ pub fn spawn(log: DropLog, describer: Arc<Mutex<Describer>>) {
                 let d = describer.lock().unwrap_or_else(|e| e.into_inner());
                 for p in packets {
                     eprintln!("strait-agent: {}", d.line(&p));
+                    crate::drop_feed::publish(&p);
                 }
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {

@@ -229,6 +229,13 @@ pub fn run(opts: Options) -> Result<(), String> {
         Ok(l) => crate::policy_log::spawn(l, describer.clone()),
         Err(e) => log(format!("no policy drop log (nfnetlink_log): {e}")),
     }
+    let feed = crate::drop_feed::socket_path(&crate::trace_state::dir_for(&opts.node_file));
+    if let Err(e) = crate::drop_feed::listen(&feed) {
+        log(format!(
+            "no drop feed for strait flows at {}: {e}",
+            feed.display()
+        ));
+    }
     let mut cache = Cache::default();
     let mut health_checks = crate::health_check::HealthChecks::default();
     let mut udp_before: Option<crate::stale_flows::UdpEndpoints> = None;

@@ -10,10 +10,12 @@
 //! - [`routes`]: route lookups on nodes, routers and hosts.
 //! - [`walk`]: the hop-by-hop walk, forward and back.
 //! - [`world`]: the inputs, and names for addresses.
+//! - [`policy_why`]: the policy and rule that allowed or dropped a packet.
 //! - [`report`]: the result, for people and as JSON.
 
 pub mod nft_eval;
 pub mod packet;
+pub mod policy_why;
 pub mod report;
 pub mod routes;
 pub mod walk;

@@ -268,9 +268,14 @@ impl Walker<'_> {
                 format!("REJECT ({with}) by {chain} rule {rule}")
             }
         };
-        let detail = match (&res.outcome, policy_reason(self.w, &res.hits, &out)) {
-            (Outcome::Drop { .. }, Some(why)) => format!("{detail}: {why}"),
-            _ => detail,
+        let dropped = matches!(res.outcome, Outcome::Drop { .. });
+        let detail = match (
+            dropped,
+            crate::policy_why::explain(self.w, &res.hits, &out, dropped),
+        ) {
+            (true, Some(why)) => format!("{detail}: {}", why.join("; ")),
+            (false, Some(why)) => format!("{detail}; {}", why.join("; ")),
+            (_, None) => detail,
         };
         self.steps.push(Step {
             at: at.clone(),
@@ -555,47 +560,6 @@ impl Walker<'_> {
             format!("leaves by {}: beyond what trace knows", hop.dev),
         )
     }
-}
-
-/// Why a NetworkPolicy dropped `pkt`, from the per-policy counters the
-/// drop chain hit (`pol-in.<ns>.<name>`, `pol-eg.<ns>.<name>`, see
-/// docs/policy.md): "pod/x/b is selected by x/deny-all (ingress); no rule
-/// allows pod/y/a on tcp/81".
-fn policy_reason(w: &World, hits: &[crate::nft_eval::Hit], pkt: &Packet) -> Option<String> {
-    let mut dir = "";
-    let mut names = Vec::new();
-    for h in hits {
-        let mut rest = h.effect.as_str();
-        while let Some(at) = rest.find("counter name \"") {
-            rest = &rest[at + "counter name \"".len()..];
-            let name = rest.split('"').next().unwrap_or_default();
-            for (prefix, d) in [("pol-in.", "ingress"), ("pol-eg.", "egress")] {
-                if let Some(ns_name) = name.strip_prefix(prefix) {
-                    dir = d;
-                    names.push(ns_name.replacen('.', "/", 1));
-                }
-            }
-        }
-    }
-    if names.is_empty() {
-        return None;
-    }
-    let (pod, peer) = if dir == "ingress" {
-        (pkt.dst, pkt.src)
-    } else {
-        (pkt.src, pkt.dst)
-    };
-    let what = if pkt.proto.has_ports() {
-        format!("{}/{}", pkt.proto.as_str(), pkt.dport)
-    } else {
-        pkt.proto.as_str().to_string()
-    };
-    Some(format!(
-        "NetworkPolicy: {} is selected by {} ({dir}); no rule allows {} on {what}",
-        w.label(pod),
-        names.join(", "),
-        w.label(peer)
-    ))
 }
 
 #[path = "walk_outside.rs"]

@@ -63,6 +63,10 @@ pub struct World {
     pub pods: Vec<PodView>,
     pub boxes: Vec<BoxView>,
     pub services: Vec<ServiceView>,
+    /// The objects the Plans were compiled from: which NetworkPolicy rule
+    /// allowed a packet is evaluated over them (`policy_why`).
+    #[serde(skip)]
+    pub snapshot: Snapshot,
 }
 
 /// Where a trace starts.
@@ -152,6 +156,7 @@ impl World {
             });
         }
         world.services = services(snap);
+        world.snapshot = snap.clone();
         Ok(world)
     }
 

@@ -352,6 +352,7 @@ fn property(edit: impl FnOnce(&mut strait_lab::Topology), default_cases: usize) 
     }
     let mut wrong = Vec::new();
     let mut answered = 0;
+    let mut named_rules = 0;
     for ((from, to, port, proto), probe) in drawn.iter().zip(&observed) {
         let p = match proto {
             Proto::Tcp => L4Proto::Tcp,
@@ -374,9 +375,28 @@ fn property(edit: impl FnOnce(&mut strait_lab::Topology), default_cases: usize) 
                 t.human()
             ));
         }
+        // Where the kernel let an isolated pod's packet through, trace
+        // names the policy rule that allowed it; a policy drop names the
+        // policies selecting the pod.
+        let text = t.human();
+        if seen && t.verdict.answered() {
+            for line in text.lines().filter(|l| l.contains("NetworkPolicy ")) {
+                named_rules += 1;
+                if !line.contains(": allowed by s/") {
+                    wrong.push(format!(
+                        "{from} -> {to} {proto}/{port}: answered, but {line}"
+                    ));
+                }
+            }
+        }
+        if let Verdict::Dropped { reason, .. } = &t.verdict {
+            if reason.contains("NetworkPolicy") && !reason.contains("is selected by s/") {
+                wrong.push(format!("{from} -> {to} {proto}/{port}: {reason}"));
+            }
+        }
     }
     eprintln!(
-        "seed {seed}: {} cases, {answered} answered, {} differ",
+        "seed {seed}: {} cases, {answered} answered, {named_rules} allowed by a named policy rule, {} differ",
         drawn.len(),
         wrong.len()
     );
@@ -453,6 +473,33 @@ fn doctor_is_silent_when_healthy_and_names_each_breakage() {
     ] {
         lab.node_exec("node-1", argv);
     }
+    // One map element changed in place (same count, same key): doctor
+    // names it, not only the stamp.
+    let listing = lab.node_exec(
+        "node-1",
+        &["nft", "list", "map", "inet", "strait", "service-ips"],
+    );
+    let element = listing
+        .split(['{', ','])
+        .map(|e| e.trim().trim_end_matches('}').trim())
+        .find(|e| e.contains(" : goto "))
+        .unwrap_or_else(|| panic!("no service element in {listing}"))
+        .to_string();
+    let key = element.split(" : ").next().unwrap();
+    lab.node_exec(
+        "node-1",
+        &[
+            "nft",
+            &format!("delete element inet strait service-ips {{ {key} }}"),
+        ],
+    );
+    lab.node_exec(
+        "node-1",
+        &[
+            "nft",
+            &format!("add element inet strait service-ips {{ {key} : drop }}"),
+        ],
+    );
     std::fs::write(
         cni.path().join("00-other.conflist"),
         r#"{"cniVersion":"1.0.0","name":"other","plugins":[{"type":"bridge"}]}"#,
@@ -465,7 +512,7 @@ fn doctor_is_silent_when_healthy_and_names_each_breakage() {
         "[route] route 10.42.2.0/24 via 10.42.2.0 dev strait.vxlan onlink of the Plan is missing",
         "[mtu] strait.vxlan has MTU 1400 but the Plan says 1450",
         "[nft] chain forward holds 0 rules in the kernel, ",
-        "[nft] set or map cluster-cidrs holds 0 elements in the kernel, 1 in the Plan",
+        "[nft] set or map cluster-cidrs: 1 element(s) of the Plan missing from the kernel: 10.42.0.0/16",
         "[rp_filter] strict reverse-path filtering on strait0",
         "[br_netfilter] bridge-nf-call-iptables is 0",
         "[mtu] pods use MTU 1450 but eth0 has 1400",
@@ -474,6 +521,13 @@ fn doctor_is_silent_when_healthy_and_names_each_breakage() {
     ] {
         assert!(text.contains(want), "doctor does not say {want:?}:\n{text}");
     }
+    let changed = format!(
+        "[nft] set or map service-ips: 1 element(s) changed (the Plan's first): {element} is {key} : drop in the kernel"
+    );
+    assert!(
+        text.contains(&changed),
+        "doctor does not say {changed:?}:\n{text}"
+    );
     // The kernel agrees that node-1 is broken.
     let p = lab.probe("pod/demo/client", "pod/demo/far", 80, Proto::Tcp);
     assert!(p.answer().is_none(), "{p}");
@@ -562,4 +616,130 @@ spec:
     );
     assert_eq!(v["to"], "svc/demo/web:80", "{line}");
     assert_eq!(v["via"], "pod/demo/web:8080", "{line}");
+}
+
+/// `strait flows` in `node`'s namespace with `args`, its stdout lines on a
+/// channel.
+fn flows_child(
+    lab: &common::Lab,
+    node: &str,
+    args: &[&str],
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut cmd = lab_debug::node_command(
+        &lab.cluster,
+        &lab.topo.name,
+        node,
+        "flows",
+        std::path::Path::new(env!("CARGO_BIN_EXE_strait")),
+    )
+    .unwrap();
+    cmd.args(args).stdout(std::process::Stdio::piped());
+    let mut child = Child(cmd.spawn().unwrap());
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+#[test]
+fn flows_show_policy_drops_naming_the_policy() {
+    let lab = common::up(|_| {});
+    lab.apply(
+        "
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: demo, labels: {app: client}}
+spec: {nodeName: node-1, containers: [{name: c, image: x}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: demo, labels: {app: web}}
+spec: {nodeName: node-2, containers: [{name: c, image: x, ports: [{containerPort: 8080}, {containerPort: 81}]}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-8080-only, namespace: demo}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: client}}}]
+    ports: [{port: 8080}]
+",
+    );
+    // The policy is in place once 8080 passes and 81 does not.
+    lab.eventually(10, "policy applied", || {
+        lab.probe("pod/demo/client", "pod/demo/web", 8080, Proto::Tcp)
+            .answer()
+            .is_some()
+            && lab
+                .probe("pod/demo/client", "pod/demo/web", 81, Proto::Tcp)
+                .answer()
+                .is_none()
+    });
+    // Ingress is enforced on the destination's node.
+    let (_child, rx) = flows_child(
+        &lab,
+        "node-2",
+        &[
+            "--namespace",
+            "demo",
+            "--verdict",
+            "dropped",
+            "--count",
+            "1",
+            "--json",
+        ],
+    );
+    let mut line = None;
+    for _ in 0..20 {
+        lab.probe("pod/demo/client", "pod/demo/web", 81, Proto::Tcp);
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+            line = Some(l);
+            break;
+        }
+    }
+    let line = line.expect("no dropped flow within 10 s");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["kind"], "dropped", "{line}");
+    assert_eq!(v["proto"], "tcp", "{line}");
+    assert_eq!(v["from"], "pod/demo/client", "{line}");
+    assert_eq!(v["to"], "pod/demo/web:81", "{line}");
+    assert_eq!(v["direction"], "ingress", "{line}");
+    assert_eq!(
+        v["policies"],
+        serde_json::json!(["demo/web-8080-only"]),
+        "{line}"
+    );
+    // Without --verdict both come, merged: the allowed port as a
+    // conntrack event, the denied one as a drop, in human form.
+    let (_child, rx) = flows_child(&lab, "node-2", &["--pod", "demo/web"]);
+    let (mut new, mut dropped) = (None, None);
+    for _ in 0..20 {
+        lab.reach("pod/demo/client", "pod/demo/web", 8080, Proto::Tcp);
+        lab.probe("pod/demo/client", "pod/demo/web", 81, Proto::Tcp);
+        while let Ok(l) = rx.recv_timeout(Duration::from_millis(300)) {
+            if l.starts_with("new ") && l.contains("-> pod/demo/web:8080") {
+                new = Some(l);
+            } else if l.starts_with("dropped ") {
+                dropped = Some(l);
+            }
+        }
+        if new.is_some() && dropped.is_some() {
+            break;
+        }
+    }
+    assert!(new.is_some(), "no new flow to 8080 within 10 s");
+    let dropped = dropped.expect("no dropped flow within 10 s");
+    assert!(
+        dropped.contains("pod/demo/client -> pod/demo/web:81: ingress of pod/demo/web, selected by demo/web-8080-only, no rule allows it"),
+        "{dropped}"
+    );
 }

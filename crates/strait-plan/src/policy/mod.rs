@@ -23,6 +23,7 @@ mod cluster;
 pub mod elements;
 pub mod intervals;
 pub mod ports;
+pub mod provenance;
 pub mod rules;
 pub mod selector;
 mod table;

@@ -40,9 +40,10 @@ pub fn protos() -> Vec<&'static str> {
 /// A blocked probe is a dropped one: it waits this long for an answer.
 const PROBE_TIMEOUT_MS: u64 = 400;
 const PROBE_PARALLEL: usize = 64;
-/// Longest wait for the agents to sync or a matrix to converge. Not a
+/// Longest wait for the agents to sync or a matrix to converge (generous:
+/// a loaded 2-core machine can stall an agent for seconds). Not a
 /// pass/fail threshold on speed: the time taken is printed.
-const DEADLINE: Duration = Duration::from_secs(15);
+const DEADLINE: Duration = Duration::from_secs(45);
 
 /// `x/a` -> `pod/x/a`.
 pub fn pod(short: &str) -> String {
@@ -290,7 +291,7 @@ impl Suite {
                 Duration::from_secs(1),
             )?;
             s.set_read_timeout(Some(Duration::from_secs(2)))?;
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n")?;
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")?;
             let mut out = String::new();
             s.read_to_string(&mut out)?;
             Ok(out)

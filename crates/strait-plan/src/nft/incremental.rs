@@ -59,16 +59,17 @@ pub fn changes(old: &Table, new: &Table) -> Option<String> {
         out.push_str(&text[start..]);
     }
     for (o, n) in &maps.common {
-        if o.elements == n.elements {
+        let (o_mid, n_mid) = middles(&o.elements, &n.elements);
+        if o_mid.is_empty() && n_mid.is_empty() {
             continue;
         }
         let before: HashMap<&[Key], &MapData> =
-            o.elements.iter().map(|(k, v)| (k.as_slice(), v)).collect();
+            o_mid.iter().map(|(k, v)| (k.as_slice(), v)).collect();
         let after: HashMap<&[Key], &MapData> =
-            n.elements.iter().map(|(k, v)| (k.as_slice(), v)).collect();
+            n_mid.iter().map(|(k, v)| (k.as_slice(), v)).collect();
         let mut delete = Vec::new();
         let mut add = Vec::new();
-        for (k, v) in &o.elements {
+        for (k, v) in o_mid {
             match after.get(k.as_slice()) {
                 None => delete.push(key_text(k)),
                 Some(nv) if *nv != v => {
@@ -78,7 +79,7 @@ pub fn changes(old: &Table, new: &Table) -> Option<String> {
                 Some(_) => {}
             }
         }
-        for (k, v) in &n.elements {
+        for (k, v) in n_mid {
             if !before.contains_key(k.as_slice()) {
                 add.push(format!("{} : {}", key_text(k), data_text(v)));
             }
@@ -86,20 +87,21 @@ pub fn changes(old: &Table, new: &Table) -> Option<String> {
         elements(&mut out, &id, &n.name, &delete, &add);
     }
     for (o, n) in &concat.common {
-        if o.elements == n.elements {
+        let (o_mid, n_mid) = middles(&o.elements, &n.elements);
+        if o_mid.is_empty() && n_mid.is_empty() {
             continue;
         }
-        let before: HashSet<&[Key]> = o.elements.iter().map(Vec::as_slice).collect();
-        let after: HashSet<&[Key]> = n.elements.iter().map(Vec::as_slice).collect();
+        let before: HashSet<&[Key]> = o_mid.iter().map(Vec::as_slice).collect();
+        let after: HashSet<&[Key]> = n_mid.iter().map(Vec::as_slice).collect();
         let mut delete: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
-        for k in &o.elements {
+        for k in o_mid {
             if !after.contains(k.as_slice()) && seen.insert(k.as_slice()) {
                 delete.push(key_text(k));
             }
         }
         let mut add: Vec<String> = Vec::new();
-        for k in &n.elements {
+        for k in n_mid {
             if !before.contains(k.as_slice()) && seen.insert(k.as_slice()) {
                 add.push(key_text(k));
             }
@@ -122,6 +124,24 @@ pub fn changes(old: &Table, new: &Table) -> Option<String> {
         let _ = writeln!(out, "delete set {id} {}", s.name);
     }
     Some(out)
+}
+
+/// The parts of two element lists that differ, without their common
+/// prefix and suffix. The compiler emits elements in a stable order, so one
+/// changed Service leaves a few elements in the middle to hash instead of
+/// 100,000. Correct for any order: keys are unique within a list, so a key
+/// of the old middle cannot sit in the (identical) prefix or suffix of the
+/// new list, and the other way round.
+fn middles<'a, T: PartialEq>(old: &'a [T], new: &'a [T]) -> (&'a [T], &'a [T]) {
+    let prefix = old.iter().zip(new).take_while(|(o, n)| o == n).count();
+    let (old, new) = (&old[prefix..], &new[prefix..]);
+    let suffix = old
+        .iter()
+        .rev()
+        .zip(new.iter().rev())
+        .take_while(|(o, n)| o == n)
+        .count();
+    (&old[..old.len() - suffix], &new[..new.len() - suffix])
 }
 
 /// The objects of one kind in two table versions, matched by name.

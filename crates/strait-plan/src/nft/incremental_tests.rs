@@ -78,3 +78,33 @@ fn a_changed_chain_or_declaration_is_a_rewrite() {
     let new = table(vec![other], vec![chain("a", Verdict::Accept)]);
     assert!(changes(&old, &new).is_none());
 }
+
+#[test]
+fn only_the_differing_middle_is_compared() {
+    let keys: Vec<u32> = (0..10).collect();
+    let mut moved = keys.clone();
+    moved[4] = 40;
+    assert_eq!(middles(&keys, &moved), (&keys[4..5], &moved[4..5]));
+    assert_eq!(middles(&keys, &keys), (&keys[..0], &keys[..0]));
+    let grown: Vec<u32> = (0..11).collect();
+    assert_eq!(middles(&keys, &grown), (&keys[10..], &grown[10..]));
+    // Elements that moved place: both middles hold them, and the map diff
+    // built from them finds no change.
+    let old = table(
+        vec![vmap("m", &[(80, "a"), (81, "a"), (82, "a")])],
+        vec![chain("a", Verdict::Accept)],
+    );
+    let new = table(
+        vec![vmap("m", &[(82, "a"), (81, "a"), (80, "a")])],
+        vec![chain("a", Verdict::Accept)],
+    );
+    assert_eq!(changes(&old, &new).as_deref(), Some(""));
+    let new = table(
+        vec![vmap("m", &[(82, "a"), (80, "a")])],
+        vec![chain("a", Verdict::Accept)],
+    );
+    assert_eq!(
+        changes(&old, &new).as_deref(),
+        Some("delete element inet t m { tcp . 81 }\n")
+    );
+}

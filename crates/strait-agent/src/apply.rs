@@ -405,13 +405,17 @@ impl Applier {
 /// A hash of the table, written into the kernel as the comment of the one
 /// rule of chain `stamp` (see [`stamped_text`]), so an agent that starts
 /// later can tell whether the kernel already holds exactly this ruleset.
-/// The table is serialised straight into the hasher: no copy of it is
-/// built. (std's hasher may change between Rust releases: that costs one
-/// extra rewrite after an upgrade, nothing more.)
+/// Declarations and chains are serialised straight into the hasher; the
+/// elements of maps and concatenation sets (100,000 and more at scale) are
+/// hashed one by one and summed, which is several times cheaper than
+/// serialising them and does not depend on their order. (std's hasher may
+/// change between Rust releases: that costs one extra rewrite after an
+/// upgrade, nothing more.)
 fn stamp_of(table: &strait_plan::nft::Table) -> String {
-    use std::hash::Hasher;
-    struct HashWriter(std::collections::hash_map::DefaultHasher);
-    impl std::io::Write for HashWriter {
+    use std::hash::{Hash, Hasher};
+    use strait_plan::nft::MapData;
+    struct HashWriter<'a>(&'a mut std::collections::hash_map::DefaultHasher);
+    impl std::io::Write for HashWriter<'_> {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             self.0.write(buf);
             Ok(buf.len())
@@ -420,9 +424,40 @@ fn stamp_of(table: &strait_plan::nft::Table) -> String {
             Ok(())
         }
     }
-    let mut w = HashWriter(std::collections::hash_map::DefaultHasher::new());
-    let _ = serde_json::to_writer(&mut w, table);
-    format!("strait:{:016x}", w.0.finish())
+    fn one(f: impl FnOnce(&mut std::collections::hash_map::DefaultHasher)) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        f(&mut h);
+        h.finish()
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let _ = serde_json::to_writer(
+        HashWriter(&mut h),
+        &(&table.family, &table.name, &table.sets, &table.chains),
+    );
+    for c in &table.concat_sets {
+        let _ = serde_json::to_writer(HashWriter(&mut h), &(&c.name, &c.key, &c.comment));
+        let sum = c
+            .elements
+            .iter()
+            .fold(0u64, |acc, e| acc.wrapping_add(one(|x| e.hash(x))));
+        h.write_u64(sum);
+    }
+    for m in &table.maps {
+        let _ = serde_json::to_writer(HashWriter(&mut h), &(&m.name, &m.key, &m.value, &m.comment));
+        let sum = m.elements.iter().fold(0u64, |acc, (k, v)| {
+            acc.wrapping_add(one(|x| {
+                k.hash(x);
+                match v {
+                    MapData::AddrPort(ip, port) => (ip, port).hash(x),
+                    other => {
+                        let _ = serde_json::to_writer(HashWriter(x), other);
+                    }
+                }
+            }))
+        });
+        h.write_u64(sum);
+    }
+    format!("strait:{:016x}", h.finish())
 }
 
 /// The table's text with the stamp chain: a rule in a chain nothing jumps
@@ -496,5 +531,43 @@ fn is_link_local(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v) => v.is_link_local(),
         IpAddr::V6(v) => (v.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strait_plan::nft::{Family, Key, KeyType, L4Proto, Map, MapData, MapValue, Table};
+
+    fn table(elements: &[(u16, u16)]) -> Table {
+        let mut t = Table::new(Family::Inet, "strait");
+        t.maps.push(Map {
+            name: "m".into(),
+            key: vec![KeyType::InetProto, KeyType::InetService],
+            value: MapValue::Ipv4AddrPort,
+            elements: elements
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        vec![Key::Proto(L4Proto::Tcp), Key::Port(*k)],
+                        MapData::AddrPort("10.42.1.5".parse().unwrap(), *v),
+                    )
+                })
+                .collect(),
+            comment: None,
+        });
+        t
+    }
+
+    #[test]
+    fn the_stamp_follows_content_not_element_order() {
+        let a = stamp_of(&table(&[(80, 8080), (81, 8081)]));
+        assert_eq!(a, stamp_of(&table(&[(81, 8081), (80, 8080)])));
+        assert_ne!(a, stamp_of(&table(&[(80, 8080), (81, 9999)])));
+        assert_ne!(a, stamp_of(&table(&[(80, 8080)])));
+        let mut renamed = table(&[(80, 8080), (81, 8081)]);
+        renamed.maps[0].name = "n".into();
+        assert_ne!(a, stamp_of(&renamed));
+        assert!(a.starts_with("strait:"));
     }
 }

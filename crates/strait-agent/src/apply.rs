@@ -82,41 +82,7 @@ impl Applier {
         if let Some(vx) = &vxlan {
             self.sync_entries(plan, vx, &mut r)?;
         }
-        // The table this agent installed last, unchanged: nothing to render
-        // or send until the next full resync.
-        let unchanged = !full && self.last_table.as_ref() == Some(&plan.nft);
-        if !unchanged {
-            let (text, stamp) = stamped(&plan.nft);
-            if self.last_nft.is_none() {
-                // A fresh agent: what does the kernel hold already?
-                self.last_nft = kernel_stamp()?;
-            }
-            let changed = self.last_nft.as_deref() != Some(stamp.as_str());
-            // Only elements changed (endpoints, Services coming and going),
-            // maybe with whole maps and chains added or removed (a Service
-            // moving to an endpoint-count group of its own): send those and a
-            // new stamp in one transaction. Anything else, and every full
-            // resync, rewrites the table.
-            let diff = match (&self.last_table, changed && !full) {
-                (Some(old), true) => strait_plan::nft::incremental::changes(old, &plan.nft),
-                _ => None,
-            };
-            if let Some(diff) = diff {
-                let table = strait_plan::NFT_TABLE;
-                nft::apply(&format!(
-                    "{diff}flush chain inet {table} {STAMP_CHAIN}\nadd rule inet {table} {STAMP_CHAIN} return comment \"{stamp}\"\n"
-                ))?;
-                r.changes.push(incremental_summary(table, &diff));
-                self.last_nft = Some(stamp);
-            } else if full || changed {
-                nft::apply(&text)?;
-                if changed {
-                    r.changes.push("nft table inet strait rewritten".into());
-                }
-                self.last_nft = Some(stamp);
-            }
-            self.last_table = Some(plan.nft.clone());
-        }
+        self.sync_nft(&plan.nft, full, &mut r)?;
         let node_json = serde_json::to_string(&plan.node_file).unwrap_or_default();
         if crate::node_file::write_if_changed(&self.node_file, &node_json)
             .map_err(io(format!("write {}", self.node_file.display())))?
@@ -125,6 +91,51 @@ impl Applier {
                 .push(format!("node file {} written", self.node_file.display()));
         }
         Ok(r)
+    }
+
+    /// Makes the kernel's `inet strait` table match `table`: nothing when it
+    /// is the table this agent installed last (until a `full` resync);
+    /// element and object changes as one incremental transaction when the
+    /// rest is alike; otherwise the whole table in one transaction.
+    pub fn sync_nft(
+        &mut self,
+        table: &strait_plan::nft::Table,
+        full: bool,
+        r: &mut Report,
+    ) -> Result<(), ApplyError> {
+        if !full && self.last_table.as_ref() == Some(table) {
+            return Ok(());
+        }
+        let stamp = stamp_of(table);
+        if self.last_nft.is_none() {
+            // A fresh agent: what does the kernel hold already?
+            self.last_nft = kernel_stamp()?;
+        }
+        let changed = self.last_nft.as_deref() != Some(stamp.as_str());
+        // Only elements changed (endpoints, Services coming and going),
+        // maybe with whole maps and chains added or removed (a Service
+        // moving to an endpoint-count group of its own): send those and a
+        // new stamp in one transaction. Anything else, and every full
+        // resync, rewrites the table.
+        let diff = match (&self.last_table, changed && !full) {
+            (Some(old), true) => strait_plan::nft::incremental::changes(old, table),
+            _ => None,
+        };
+        let name = strait_plan::NFT_TABLE;
+        if let Some(diff) = diff {
+            nft::apply(&format!(
+                "{diff}flush chain inet {name} {STAMP_CHAIN}\nadd rule inet {name} {STAMP_CHAIN} return comment \"{stamp}\"\n"
+            ))?;
+            r.changes.push(incremental_summary(name, &diff));
+        } else if full || changed {
+            nft::apply(&stamped_text(table, &stamp))?;
+            if changed {
+                r.changes.push(format!("nft table inet {name} rewritten"));
+            }
+        }
+        self.last_nft = Some(stamp);
+        self.last_table = Some(table.clone());
+        Ok(())
     }
 
     fn ensure_bridge(&mut self, plan: &Plan, r: &mut Report) -> Result<Link, ApplyError> {
@@ -386,36 +397,110 @@ impl Applier {
     }
 }
 
-/// The table's text, with a chain `stamp` whose one rule's comment names a
-/// hash of the table, so an agent that starts later can tell whether the
-/// kernel already holds exactly this ruleset. A rule in a chain nothing
-/// jumps to, because nft 1.0.6 neither lists table comments nor updates
-/// chain comments. (std's hasher may change between Rust releases: that
-/// costs one extra rewrite after an upgrade, nothing more.)
-pub(crate) fn stamped(table: &strait_plan::nft::Table) -> (String, String) {
+/// A hash of the table, written into the kernel as the comment of the one
+/// rule of chain `stamp` (see [`stamped_text`]), so an agent that starts
+/// later can tell whether the kernel already holds exactly this ruleset.
+/// Declarations and chains are serialised straight into the hasher; the
+/// elements of maps and concatenation sets (100,000 and more at scale) are
+/// hashed one by one and summed, which is several times cheaper than
+/// serialising them and does not depend on their order. (std's hasher may
+/// change between Rust releases: that costs one extra rewrite after an
+/// upgrade, nothing more.)
+pub(crate) fn stamp_of(table: &strait_plan::nft::Table) -> String {
     use std::hash::{Hash, Hasher};
-    use strait_plan::nft::{Chain, Rule, Verdict};
+    use strait_plan::nft::MapData;
+    struct HashWriter<'a>(&'a mut std::collections::hash_map::DefaultHasher);
+    impl std::io::Write for HashWriter<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.write(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    fn one(f: impl FnOnce(&mut std::collections::hash_map::DefaultHasher)) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        f(&mut h);
+        h.finish()
+    }
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(table)
-        .unwrap_or_default()
-        .hash(&mut h);
-    let stamp = format!("strait:{:016x}", h.finish());
-    let mut with_stamp = table.clone();
-    with_stamp.chains.insert(
-        0,
-        Chain {
-            name: STAMP_CHAIN.into(),
-            base: None,
-            rules: vec![Rule {
-                matches: vec![],
-                statements: vec![],
-                verdict: Verdict::Return,
-                counter: false,
-                comment: Some(stamp.clone()),
-            }],
-        },
+    let _ = serde_json::to_writer(
+        HashWriter(&mut h),
+        &(
+            &table.family,
+            &table.name,
+            &table.sets,
+            &table.chains,
+            &table.counters,
+        ),
     );
-    (strait_plan::nft::render(&with_stamp), stamp)
+    for c in &table.concat_sets {
+        let _ = serde_json::to_writer(
+            HashWriter(&mut h),
+            &(&c.name, &c.key, &c.interval, &c.comment),
+        );
+        let sum = c
+            .elements
+            .iter()
+            .fold(0u64, |acc, e| acc.wrapping_add(one(|x| e.hash(x))));
+        h.write_u64(sum);
+    }
+    for m in &table.maps {
+        let _ = serde_json::to_writer(
+            HashWriter(&mut h),
+            &(&m.name, &m.key, &m.value, &m.interval, &m.comment),
+        );
+        let sum = m.elements.iter().fold(0u64, |acc, (k, v)| {
+            acc.wrapping_add(one(|x| {
+                k.hash(x);
+                match v {
+                    MapData::AddrPort(ip, port) => (ip, port).hash(x),
+                    other => {
+                        let _ = serde_json::to_writer(HashWriter(x), other);
+                    }
+                }
+            }))
+        });
+        h.write_u64(sum);
+    }
+    format!("strait:{:016x}", h.finish())
+}
+
+/// The table's text with its stamp chain, and the stamp (what a rewrite
+/// loads; doctor compares both with the kernel).
+pub(crate) fn stamped(table: &strait_plan::nft::Table) -> (String, String) {
+    let stamp = stamp_of(table);
+    (stamped_text(table, &stamp), stamp)
+}
+
+/// The table's text with the stamp chain: a rule in a chain nothing jumps
+/// to, because nft 1.0.6 neither lists table comments nor updates chain
+/// comments. The chain goes in a second block for the same table (same
+/// transaction), so the table itself is rendered as it is, without a copy.
+pub(crate) fn stamped_text(table: &strait_plan::nft::Table, stamp: &str) -> String {
+    use strait_plan::nft::{Chain, Rule, Table, Verdict};
+    let mut text = strait_plan::nft::render(table);
+    let mut block = Table::new(table.family, table.name.clone());
+    block.chains.push(Chain {
+        name: STAMP_CHAIN.into(),
+        base: None,
+        rules: vec![Rule {
+            matches: vec![],
+            statements: vec![],
+            verdict: Verdict::Return,
+            counter: false,
+            comment: Some(stamp.to_owned()),
+        }],
+    });
+    let rendered = strait_plan::nft::render(&block);
+    // Only the block: its own "add table" / "delete table" prelude would
+    // delete what the first part just wrote.
+    let head = format!("table {} {} {{", table.family.as_str(), table.name);
+    if let Some(at) = rendered.find(&head) {
+        text.push_str(&rendered[at..]);
+    }
+    text
 }
 
 /// `nft table inet strait: 2 element updates` (and how many maps, sets
@@ -470,5 +555,44 @@ fn is_link_local(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v) => v.is_link_local(),
         IpAddr::V6(v) => (v.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strait_plan::nft::{Family, Key, KeyType, L4Proto, Map, MapData, MapValue, Table};
+
+    fn table(elements: &[(u16, u16)]) -> Table {
+        let mut t = Table::new(Family::Inet, "strait");
+        t.maps.push(Map {
+            interval: false,
+            name: "m".into(),
+            key: vec![KeyType::InetProto, KeyType::InetService],
+            value: MapValue::Ipv4AddrPort,
+            elements: elements
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        vec![Key::Proto(L4Proto::Tcp), Key::Port(*k)],
+                        MapData::AddrPort("10.42.1.5".parse().unwrap(), *v),
+                    )
+                })
+                .collect(),
+            comment: None,
+        });
+        t
+    }
+
+    #[test]
+    fn the_stamp_follows_content_not_element_order() {
+        let a = stamp_of(&table(&[(80, 8080), (81, 8081)]));
+        assert_eq!(a, stamp_of(&table(&[(81, 8081), (80, 8080)])));
+        assert_ne!(a, stamp_of(&table(&[(80, 8080), (81, 9999)])));
+        assert_ne!(a, stamp_of(&table(&[(80, 8080)])));
+        let mut renamed = table(&[(80, 8080), (81, 8081)]);
+        renamed.maps[0].name = "n".into();
+        assert_ne!(a, stamp_of(&renamed));
+        assert!(a.starts_with("strait:"));
     }
 }

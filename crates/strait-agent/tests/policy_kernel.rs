@@ -246,9 +246,10 @@ fn compiled_policy_filters_real_packets() {
         .get();
     assert!(web >= 4, "{read:?}");
 
-    // A label change is an element-only update, applied in one transaction.
+    // A label change is an element-only update, applied in one transaction
+    // (the agent's own incremental path).
     let relabelled = compile_table("{app: client}");
-    let diff = nft::element_changes(&table, &relabelled).expect("elements only");
+    let diff = nft::incremental::changes(&table, &relabelled).expect("elements only");
     // Only the peer map changes: other joins client's atom (one range).
     assert!(
         diff.contains("ingress-peers") && !diff.contains("chain"),
@@ -266,16 +267,16 @@ fn compiled_policy_filters_real_packets() {
     // without rewriting the table (the first counter keeps its count).
     let before = counter(&t.node, "pol-in.prod.web");
     let two = compile_table_with("{app: client}", SECOND_POLICY);
-    let diff = nft::element_changes(&relabelled, &two).expect("incremental");
+    let diff = nft::incremental::changes(&relabelled, &two).expect("incremental");
     assert!(
-        diff.contains("add counter") && diff.contains("add chain"),
+        diff.contains("\tcounter pol-") && diff.contains("\tchain "),
         "{diff}"
     );
     nft_in(&t.node, &diff);
     assert!(tcp(other, WEB, 81), "the second policy allows port 81");
     assert!(counter(&t.node, "pol-in.prod.web") >= before);
     // And back: counter and chain removed in one transaction.
-    let diff = nft::element_changes(&two, &relabelled).expect("incremental");
+    let diff = nft::incremental::changes(&two, &relabelled).expect("incremental");
     assert!(
         diff.contains("delete counter") && diff.contains("delete chain"),
         "{diff}"

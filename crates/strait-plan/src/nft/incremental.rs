@@ -1,5 +1,6 @@
 //! Incremental updates of a table, one transaction: changed elements of
-//! maps and concatenation sets, plus whole sets, maps and chains that
+//! maps, concatenation sets and plain sets, plus whole sets, maps, named
+//! counters and chains that
 //! appear or disappear (e.g. the service proxy's group `eps-n11` / `lb-n11`
 //! when a first Service gets 11 endpoints). Objects present in both
 //! versions must be declared alike, and chains present in both must be
@@ -11,7 +12,7 @@
 //! flushed (dropping their references to each other and to removed maps)
 //! and deleted, then removed sets and maps.
 
-use super::ir::{Chain, ConcatSet, Key, Map, MapData, Set, Table};
+use super::ir::{Chain, ConcatSet, CounterObj, Key, Map, MapData, Set, Table};
 use super::render::{data_text, key_text, render};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
@@ -29,14 +30,32 @@ pub fn changes(old: &Table, new: &Table) -> Option<String> {
     });
     let maps = Pair::of(&old.maps, &new.maps, |m: &Map| m.name.as_str());
     let chains = Pair::of(&old.chains, &new.chains, |c: &Chain| c.name.as_str());
+    let counters = Pair::of(&old.counters, &new.counters, |c: &CounterObj| {
+        c.name.as_str()
+    });
     // Names are shared by sets and maps: a set replaced by a map of the
-    // same name is a shape change.
-    if sets.common.iter().any(|(o, n)| o != n) || chains.common.iter().any(|(o, n)| o != n) {
+    // same name is a shape change. Plain sets may differ in their elements
+    // (policy's isolated pods), interval ones not (their elements are
+    // CIDR ranges the kernel merges).
+    let same_set = |o: &Set, n: &Set| {
+        o.kind == n.kind
+            && o.interval == n.interval
+            && o.comment == n.comment
+            && o.timeout == n.timeout
+            && (!n.interval || o.elements == n.elements)
+    };
+    if !sets.common.iter().all(|(o, n)| same_set(o, n))
+        || chains.common.iter().any(|(o, n)| o != n)
+        || counters.common.iter().any(|(o, n)| o != n)
+    {
         return None;
     }
-    let same_concat = |o: &ConcatSet, n: &ConcatSet| o.key == n.key && o.comment == n.comment;
-    let same_map =
-        |o: &Map, n: &Map| o.key == n.key && o.value == n.value && o.comment == n.comment;
+    let same_concat = |o: &ConcatSet, n: &ConcatSet| {
+        o.key == n.key && o.interval == n.interval && o.comment == n.comment
+    };
+    let same_map = |o: &Map, n: &Map| {
+        o.key == n.key && o.value == n.value && o.interval == n.interval && o.comment == n.comment
+    };
     if !concat.common.iter().all(|(o, n)| same_concat(o, n))
         || !maps.common.iter().all(|(o, n)| same_map(o, n))
     {
@@ -47,9 +66,11 @@ pub fn changes(old: &Table, new: &Table) -> Option<String> {
     if !(sets.added.is_empty()
         && concat.added.is_empty()
         && maps.added.is_empty()
-        && chains.added.is_empty())
+        && chains.added.is_empty()
+        && counters.added.is_empty())
     {
         let mut block = Table::new(new.family, &new.name);
+        block.counters = counters.added.iter().map(|c| (*c).clone()).collect();
         block.sets = sets.added.iter().map(|s| (*s).clone()).collect();
         block.concat_sets = concat.added.iter().map(|s| (*s).clone()).collect();
         block.maps = maps.added.iter().map(|m| (*m).clone()).collect();
@@ -59,16 +80,17 @@ pub fn changes(old: &Table, new: &Table) -> Option<String> {
         out.push_str(&text[start..]);
     }
     for (o, n) in &maps.common {
-        if o.elements == n.elements {
+        let (o_mid, n_mid) = middles(&o.elements, &n.elements);
+        if o_mid.is_empty() && n_mid.is_empty() {
             continue;
         }
         let before: HashMap<&[Key], &MapData> =
-            o.elements.iter().map(|(k, v)| (k.as_slice(), v)).collect();
+            o_mid.iter().map(|(k, v)| (k.as_slice(), v)).collect();
         let after: HashMap<&[Key], &MapData> =
-            n.elements.iter().map(|(k, v)| (k.as_slice(), v)).collect();
+            n_mid.iter().map(|(k, v)| (k.as_slice(), v)).collect();
         let mut delete = Vec::new();
         let mut add = Vec::new();
-        for (k, v) in &o.elements {
+        for (k, v) in o_mid {
             match after.get(k.as_slice()) {
                 None => delete.push(key_text(k)),
                 Some(nv) if *nv != v => {
@@ -78,7 +100,7 @@ pub fn changes(old: &Table, new: &Table) -> Option<String> {
                 Some(_) => {}
             }
         }
-        for (k, v) in &n.elements {
+        for (k, v) in n_mid {
             if !before.contains_key(k.as_slice()) {
                 add.push(format!("{} : {}", key_text(k), data_text(v)));
             }
@@ -86,24 +108,37 @@ pub fn changes(old: &Table, new: &Table) -> Option<String> {
         elements(&mut out, &id, &n.name, &delete, &add);
     }
     for (o, n) in &concat.common {
-        if o.elements == n.elements {
+        let (o_mid, n_mid) = middles(&o.elements, &n.elements);
+        if o_mid.is_empty() && n_mid.is_empty() {
             continue;
         }
-        let before: HashSet<&[Key]> = o.elements.iter().map(Vec::as_slice).collect();
-        let after: HashSet<&[Key]> = n.elements.iter().map(Vec::as_slice).collect();
+        let before: HashSet<&[Key]> = o_mid.iter().map(Vec::as_slice).collect();
+        let after: HashSet<&[Key]> = n_mid.iter().map(Vec::as_slice).collect();
         let mut delete: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
-        for k in &o.elements {
+        for k in o_mid {
             if !after.contains(k.as_slice()) && seen.insert(k.as_slice()) {
                 delete.push(key_text(k));
             }
         }
         let mut add: Vec<String> = Vec::new();
-        for k in &n.elements {
+        for k in n_mid {
             if !before.contains(k.as_slice()) && seen.insert(k.as_slice()) {
                 add.push(key_text(k));
             }
         }
+        elements(&mut out, &id, &n.name, &delete, &add);
+    }
+    for (o, n) in &sets.common {
+        if n.interval || o.elements == n.elements {
+            continue;
+        }
+        let before: HashSet<_> = o.elements.iter().map(|e| e.addr()).collect();
+        let after: HashSet<_> = n.elements.iter().map(|e| e.addr()).collect();
+        let mut delete: Vec<String> = before.difference(&after).map(|a| a.to_string()).collect();
+        let mut add: Vec<String> = after.difference(&before).map(|a| a.to_string()).collect();
+        delete.sort();
+        add.sort();
         elements(&mut out, &id, &n.name, &delete, &add);
     }
     for c in &chains.removed {
@@ -121,7 +156,29 @@ pub fn changes(old: &Table, new: &Table) -> Option<String> {
     for s in &sets.removed {
         let _ = writeln!(out, "delete set {id} {}", s.name);
     }
+    // Last: the removed chains that counted into them are gone.
+    for c in &counters.removed {
+        let _ = writeln!(out, "delete counter {id} {}", c.name);
+    }
     Some(out)
+}
+
+/// The parts of two element lists that differ, without their common
+/// prefix and suffix. The compiler emits elements in a stable order, so one
+/// changed Service leaves a few elements in the middle to hash instead of
+/// 100,000. Correct for any order: keys are unique within a list, so a key
+/// of the old middle cannot sit in the (identical) prefix or suffix of the
+/// new list, and the other way round.
+fn middles<'a, T: PartialEq>(old: &'a [T], new: &'a [T]) -> (&'a [T], &'a [T]) {
+    let prefix = old.iter().zip(new).take_while(|(o, n)| o == n).count();
+    let (old, new) = (&old[prefix..], &new[prefix..]);
+    let suffix = old
+        .iter()
+        .rev()
+        .zip(new.iter().rev())
+        .take_while(|(o, n)| o == n)
+        .count();
+    (&old[..old.len() - suffix], &new[..new.len() - suffix])
 }
 
 /// The objects of one kind in two table versions, matched by name.

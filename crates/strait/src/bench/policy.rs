@@ -130,7 +130,8 @@ fn sync(
     let plan = strait_plan::compile(cfg, local, snap).map_err(|e| e.to_string())?;
     let compile = t.elapsed();
     let t = Instant::now();
-    let text = match previous.and_then(|old| strait_plan::nft::element_changes(old, &plan.nft)) {
+    let text = match previous.and_then(|old| strait_plan::nft::incremental::changes(old, &plan.nft))
+    {
         Some(diff) => diff,
         None => strait_plan::nft::render(&plan.nft),
     };

@@ -1,15 +1,20 @@
 //! Service proxy scale benchmark against kube-proxy's iptables layout, in
 //! the same run, for N Services x 10 endpoints:
 //!
-//! - full sync: strait = compile the Plan + render + one `nft -f`
-//!   transaction; kube-proxy layout = one `iptables-restore` of
-//!   KUBE-SERVICES / KUBE-SVC-* / KUBE-SEP-* (written by the generator
-//!   below, the shape kube-proxy's iptables mode writes).
-//! - one endpoint change: strait = what the agent does today (compile,
-//!   render, one transaction replacing the table); kube-proxy layout =
-//!   `iptables-restore --noflush` of the changed service's chains only.
+//! - full sync: strait = compile the Plan + the agent's applier writing the
+//!   whole table (render, one `nft -f` transaction); kube-proxy layout = one
+//!   `iptables-restore` of KUBE-SERVICES / KUBE-SVC-* / KUBE-SEP-* (written
+//!   by the generator below, the shape kube-proxy's iptables mode writes).
+//! - one endpoint change, and a Service moving to an endpoint count no
+//!   other Service has: strait = compile + the applier's incremental
+//!   transaction; kube-proxy layout = `iptables-restore --noflush` of the
+//!   changed service's chains only.
+//! - at 10,000: new TCP connections per second to the last Service, against
+//!   a namespace holding that Service alone ([`conn_rate`]).
 //!
 //! Each side loads into a fresh network namespace of its own.
+
+mod conn_rate;
 
 use super::report::{machine, write_section};
 use serde_json::json;
@@ -18,6 +23,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use strait_agent::apply::Applier;
 use strait_lab::{run_in_netns, Netns};
 use strait_model::{AgentConfig, Object, Snapshot};
 use strait_plan::LocalNode;
@@ -33,8 +39,24 @@ fn cluster_ip(svc: usize) -> String {
     format!("10.43.{}.{}", (svc + 10) / 250, 1 + (svc + 10) % 250)
 }
 
-fn snapshot(n: usize, changed: bool) -> Snapshot {
-    let mut objects = Vec::with_capacity(2 * n + 101);
+/// What differs from the plain snapshot, always in the last Service.
+#[derive(Clone, Copy, PartialEq)]
+enum Change {
+    None,
+    /// Its first endpoint moves to 10.42.250.250, an address no endpoint has.
+    MoveEndpoint,
+    /// It gets an 11th endpoint (10.42.250.251): a group no Service is in.
+    AddEndpoint,
+}
+
+fn snapshot(n: usize, change: Change) -> Snapshot {
+    snapshot_of(0..n, n - 1, change)
+}
+
+/// The nodes, and Services `services` (with their EndpointSlices); `last`
+/// is the one `change` applies to.
+fn snapshot_of(services: impl Iterator<Item = usize>, last: usize, change: Change) -> Snapshot {
+    let mut objects = Vec::new();
     let node = |name: String, ip: String, cidr: String| -> Object {
         Object::Node(
             serde_json::from_value(json!({
@@ -57,7 +79,7 @@ fn snapshot(n: usize, changed: bool) -> Snapshot {
             format!("10.42.{}.0/24", 2 + i),
         ));
     }
-    for s in 0..n {
+    for s in services {
         let name = format!("svc-{s}");
         objects.push(Object::Service(
             serde_json::from_value(json!({
@@ -66,16 +88,17 @@ fn snapshot(n: usize, changed: bool) -> Snapshot {
             }))
             .expect("service"),
         ));
-        let eps: Vec<serde_json::Value> = (0..10)
-            .map(|e| {
-                // The "change": the last service's first endpoint moves.
-                let ip = if changed && s == n - 1 && e == 0 {
-                    "10.42.250.250".to_owned()
-                } else {
-                    endpoint_ip(s, e)
-                };
-                json!({"addresses": [ip], "conditions": {"ready": true}})
-            })
+        let mut ips: Vec<String> = (0..10).map(|e| endpoint_ip(s, e)).collect();
+        if s == last {
+            match change {
+                Change::None => {}
+                Change::MoveEndpoint => ips[0] = "10.42.250.250".to_owned(),
+                Change::AddEndpoint => ips.push("10.42.250.251".to_owned()),
+            }
+        }
+        let eps: Vec<serde_json::Value> = ips
+            .iter()
+            .map(|ip| json!({"addresses": [ip], "conditions": {"ready": true}}))
             .collect();
         objects.push(Object::EndpointSlice(
             serde_json::from_value(json!({
@@ -195,45 +218,72 @@ fn restore(netns: &Netns, text: String, noflush: bool) -> Result<Duration, Strin
     .map_err(|e| e.to_string())?
 }
 
+/// One strait sync: compile the Plan, then what the agent's applier does
+/// with its table (stamp, then an incremental transaction or the whole
+/// table rendered and loaded).
 struct StraitTimes {
     compile: Duration,
-    render: Duration,
     apply: Duration,
+    /// What the applier reported (rewrite, or how many element updates).
+    report: Vec<String>,
 }
 
-/// One sync as the agent does it: compile, then either the element diff
-/// against `previous` (when only elements changed) or the whole table.
-fn strait_sync(
-    netns: &Netns,
-    cfg: &AgentConfig,
-    local: &LocalNode,
-    snap: &Snapshot,
-    previous: Option<&strait_plan::nft::Table>,
-) -> Result<(StraitTimes, strait_plan::nft::Table), String> {
-    let start = Instant::now();
-    let plan = strait_plan::compile(cfg, local, snap).map_err(|e| e.to_string())?;
-    let compile = start.elapsed();
-    let start = Instant::now();
-    let text = match previous.and_then(|old| strait_plan::nft::incremental::changes(old, &plan.nft))
-    {
-        Some(diff) => diff,
-        None => strait_plan::nft::render(&plan.nft),
-    };
-    let render = start.elapsed();
-    let apply = run_in_netns(&netns.path(), move || -> Result<Duration, String> {
+impl StraitTimes {
+    fn total(&self) -> Duration {
+        self.compile + self.apply
+    }
+}
+
+/// The agent's applier for one namespace; lives on that namespace's
+/// threads (its netlink socket and the `nft` it runs belong there).
+struct NsApplier {
+    ns: Netns,
+    applier: Option<Applier>,
+}
+
+impl NsApplier {
+    fn new(prefix: &str) -> Result<Self, String> {
+        let ns = Netns::unique(prefix).map_err(|e| e.to_string())?;
+        let file = std::env::temp_dir().join(format!("strait-bench-{}.json", ns.name));
+        let applier = run_in_netns(&ns.path(), move || Applier::new(&file))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok(NsApplier {
+            ns,
+            applier: Some(applier),
+        })
+    }
+
+    /// Compile `snap` and sync its table as the agent would (`full`: the
+    /// whole table, as on a first sync or a periodic resync).
+    fn sync(
+        &mut self,
+        cfg: &AgentConfig,
+        local: &LocalNode,
+        snap: &Snapshot,
+        full: bool,
+    ) -> Result<StraitTimes, String> {
         let start = Instant::now();
-        strait_kernel::nft::apply(&text).map_err(|e| e.to_string())?;
-        Ok(start.elapsed())
-    })
-    .map_err(|e| e.to_string())??;
-    Ok((
-        StraitTimes {
+        let plan = strait_plan::compile(cfg, local, snap).map_err(|e| e.to_string())?;
+        let compile = start.elapsed();
+        let mut applier = self.applier.take().ok_or("applier lost")?;
+        let (applier, result) = run_in_netns(&self.ns.path(), move || {
+            let start = Instant::now();
+            let mut report = strait_agent::apply::Report::default();
+            let r = applier
+                .sync_nft(&plan.nft, full, &mut report)
+                .map(|()| (start.elapsed(), report.changes));
+            (applier, r)
+        })
+        .map_err(|e| e.to_string())?;
+        self.applier = Some(applier);
+        let (apply, report) = result.map_err(|e| e.to_string())?;
+        Ok(StraitTimes {
             compile,
-            render,
             apply,
-        },
-        plan.nft,
-    ))
+            report,
+        })
+    }
 }
 
 /// Peak RSS (MiB) of `strait agent --once` syncing `n` Services into a
@@ -244,7 +294,7 @@ fn agent_peak_rss_mib(n: usize) -> Result<f64, String> {
     let manifests = dir.join("manifests");
     std::fs::create_dir_all(&manifests).map_err(|e| e.to_string())?;
     let mut text = String::new();
-    for obj in snapshot(n, false).objects() {
+    for obj in snapshot(n, Change::None).objects() {
         let value = match &obj {
             Object::Node(o) => serde_json::to_value(o),
             Object::Service(o) => serde_json::to_value(o),
@@ -339,41 +389,93 @@ pub fn run(sizes: &[usize], write: Option<PathBuf>) -> Result<(), String> {
         underlay_mtu: 1500,
     };
     let mut table = String::from(
-        "| Services (x10 endpoints) | strait full sync (compile + render + nft) | kube-proxy layout: iptables-restore | ratio | strait one endpoint change (compile + diff + nft) | iptables-restore --noflush of one service |\n|---|---|---|---|---|---|\n",
+        "| Services (x10 endpoints) | strait full sync (compile + apply) | kube-proxy layout: iptables-restore | ratio | strait one endpoint change (compile + apply) | a Service moves to a new endpoint-count group | iptables-restore --noflush of one service |\n|---|---|---|---|---|---|---|\n",
     );
-    let mut notes = Vec::new();
+    let mut rates = None;
+    let mut incremental_reports = Vec::new();
     for &n in sizes {
         eprintln!("bench: {n} services ...");
-        let snap = snapshot(n, false);
-        let changed = snapshot(n, true);
-        let ns_strait = Netns::unique("stbsvc").map_err(|e| e.to_string())?;
+        let snap = snapshot(n, Change::None);
+        let moved = snapshot(n, Change::MoveEndpoint);
+        let grown = snapshot(n, Change::AddEndpoint);
+        let mut strait = NsApplier::new("stbsvc")?;
         let ns_ipt = Netns::unique("stbsvc").map_err(|e| e.to_string())?;
-        let (full, loaded) = strait_sync(&ns_strait, &cfg, &local, &snap, None)?;
-        let (one, _) = strait_sync(&ns_strait, &cfg, &local, &changed, Some(&loaded))?;
+        let full = strait.sync(&cfg, &local, &snap, true)?;
+        let one = strait.sync(&cfg, &local, &moved, false)?;
+        let group = strait.sync(&cfg, &local, &grown, false)?;
+        // Back to the plain Services (the new group goes again), so the
+        // connection rate below goes through the 100,000-element map.
+        let back = strait.sync(&cfg, &local, &snap, false)?;
+        incremental_reports.push(format!(
+            "{n}: endpoint change: {}; new group: {}; group removed: {}",
+            one.report.join(", "),
+            group.report.join(", "),
+            back.report.join(", ")
+        ));
         let ipt_full = restore(&ns_ipt, iptables_ruleset(n, None, false), false)?;
         let ipt_one = restore(&ns_ipt, iptables_ruleset(n, Some(n - 1), true), true)?;
-        let strait_total = full.compile + full.render + full.apply;
-        let one_total = one.compile + one.render + one.apply;
         let _ = writeln!(
             table,
-            "| {n} | {} ({} + {} + {}) | {} | {:.1}x | {} | {} |",
-            ms(strait_total),
+            "| {n} | {} ({} + {}) | {} | {:.1}x | {} ({} + {}) | {} ({} + {}) | {} |",
+            ms(full.total()),
             ms(full.compile),
-            ms(full.render),
             ms(full.apply),
             ms(ipt_full),
-            ipt_full.as_secs_f64() / strait_total.as_secs_f64(),
-            ms(one_total),
+            ipt_full.as_secs_f64() / full.total().as_secs_f64(),
+            ms(one.total()),
+            ms(one.compile),
+            ms(one.apply),
+            ms(group.total()),
+            ms(group.compile),
+            ms(group.apply),
             ms(ipt_one)
         );
-        notes.push(n);
+        // At 10,000 (the target), or at the largest size asked for.
+        if n == 10_000 || (n == sizes[sizes.len() - 1] && !sizes.contains(&10_000)) {
+            eprintln!("bench: connection rate, {n} Services vs one ...");
+            let mut single = NsApplier::new("stbsvc")?;
+            single.sync(
+                &cfg,
+                &local,
+                &snapshot_of([n - 1].into_iter(), n - 1, Change::None),
+                true,
+            )?;
+            let endpoints: Vec<std::net::Ipv4Addr> = (0..10)
+                .map(|e| endpoint_ip(n - 1, e).parse().expect("an address"))
+                .collect();
+            conn_rate::prepare(&strait.ns, &endpoints, 8080)?;
+            conn_rate::prepare(&single.ns, &endpoints, 8080)?;
+            let target = std::net::SocketAddrV4::new(
+                cluster_ip(n - 1).parse().map_err(|e| format!("{e}"))?,
+                80,
+            );
+            let (big, one) =
+                conn_rate::compare(&strait.ns, &single.ns, target, 6, Duration::from_secs(1))?;
+            rates = Some((n, big, one));
+        }
+    }
+    if let Some((rate_n, big, one)) = rates {
+        let _ = writeln!(
+            table,
+            "\nNew TCP connections to the last Service's ClusterIP (a node process; endpoints local; median of six alternating 1 s windows), \
+             {rate_n} Services vs that Service alone: per second of the client's CPU time {:.0} vs {:.0} ({:+.1}%, target within 10%); \
+             per second of wall time {:.0} vs {:.0} ({:+.1}%, shared machine).",
+            big.cpu,
+            one.cpu,
+            (big.cpu / one.cpu - 1.0) * 100.0,
+            big.wall,
+            one.wall,
+            (big.wall / one.wall - 1.0) * 100.0
+        );
     }
     eprintln!("bench: agent peak memory at 10,000 services ...");
     let rss = agent_peak_rss_mib(10_000)?;
     let _ = writeln!(table, "\nAgent peak RSS syncing 10,000 Services x 10 endpoints (`strait agent --once`, nft not counted): {rss:.0} MiB (target under 64 MiB).");
-    let summary = "Targets: a full sync of 10,000 Services under 1 s and at least 10x faster than iptables-restore; one change under 50 ms. \
-        A full sync compiles the whole Plan and replaces the table in one transaction; one endpoint change is what the agent does: \
-        compile, diff the tables, send only the changed map elements (one transaction).";
+    let summary = format!("Targets: a full sync of 10,000 Services under 1 s and at least 10x faster than iptables-restore; one change under 50 ms. \
+        Both strait columns are the agent's own path once its snapshot holds the change: compile the whole Plan, then its applier \
+        (`Applier::sync_nft`: stamp the table, diff it against the last one, send one transaction). A full sync renders and loads \
+        the whole table; a change sends element updates, plus the new group's map and chain when a Service moves to an endpoint \
+        count no other Service has. What the applier reported: {}.", incremental_reports.join("; "));
     println!("{table}\n{summary}");
     if let Some(file) = write {
         let body = format!(

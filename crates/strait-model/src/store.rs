@@ -3,7 +3,7 @@
 //! Owns reading that directory into a [`Snapshot`]; it never writes.
 
 use crate::error::ModelError;
-use crate::manifest::parse_manifests;
+use crate::manifest::for_each_manifest;
 use crate::snapshot::Snapshot;
 use std::path::{Path, PathBuf};
 
@@ -64,9 +64,11 @@ impl ManifestStore {
                 path: path.clone(),
                 source,
             })?;
-            for object in parse_manifests(&text, &path.display().to_string())? {
+            // The snapshot under construction is thrown away on an error,
+            // so objects can go straight into it.
+            for_each_manifest(&text, &path.display().to_string(), |object| {
                 snap.apply(object);
-            }
+            })?;
         }
         Ok(snap)
     }

@@ -23,8 +23,13 @@ pub struct NodeTraceArgs {
 pub struct DoctorArgs {
     #[arg(long, default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
-    /// The CNI config directory to check ("" to skip).
-    #[arg(long, default_value = "/etc/cni/net.d")]
+    /// The CNI config directory to check ("" to skip; clap's path parser
+    /// refuses an empty value, hence the plain OS string one).
+    #[arg(
+        long,
+        default_value = "/etc/cni/net.d",
+        value_parser = clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from)
+    )]
     pub cni_dir: PathBuf,
     #[arg(long)]
     pub json: bool,

@@ -297,24 +297,7 @@ impl Applier {
     }
 
     fn sync_entries(&mut self, plan: &Plan, vx: &Link, r: &mut Report) -> Result<(), ApplyError> {
-        let want_fdb: BTreeSet<Entry> = plan
-            .fdb
-            .iter()
-            .map(|f| Entry {
-                ifindex: vx.index,
-                ip: f.dst,
-                mac: f.mac,
-            })
-            .collect();
-        let want_neigh: BTreeSet<Entry> = plan
-            .neighbours
-            .iter()
-            .map(|n| Entry {
-                ifindex: vx.index,
-                ip: n.ip,
-                mac: n.mac,
-            })
-            .collect();
+        let (want_fdb, want_neigh) = wanted_entries(plan, vx.index);
         let have_fdb: BTreeSet<Entry> = neighbour::fdb(&mut self.nl, vx.index)?
             .into_iter()
             .filter(|e| !e.ip.is_unspecified())
@@ -395,6 +378,30 @@ impl Applier {
             Err(failed)
         }
     }
+}
+
+/// The VXLAN device's FDB and neighbour entries the Plan wants, on the
+/// device with this index (the agent applies them, doctor compares them).
+pub(crate) fn wanted_entries(plan: &Plan, ifindex: u32) -> (BTreeSet<Entry>, BTreeSet<Entry>) {
+    let fdb = plan
+        .fdb
+        .iter()
+        .map(|f| Entry {
+            ifindex,
+            ip: f.dst,
+            mac: f.mac,
+        })
+        .collect();
+    let neighbours = plan
+        .neighbours
+        .iter()
+        .map(|n| Entry {
+            ifindex,
+            ip: n.ip,
+            mac: n.mac,
+        })
+        .collect();
+    (fdb, neighbours)
 }
 
 /// A hash of the table, written into the kernel as the comment of the one

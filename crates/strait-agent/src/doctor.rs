@@ -291,24 +291,7 @@ fn entries(
     let Some(dev) = links.iter().find(|l| l.name == vx.name) else {
         return Ok(());
     };
-    let want_fdb: BTreeSet<Entry> = plan
-        .fdb
-        .iter()
-        .map(|f| Entry {
-            ifindex: dev.index,
-            ip: f.dst,
-            mac: f.mac,
-        })
-        .collect();
-    let want_neigh: BTreeSet<Entry> = plan
-        .neighbours
-        .iter()
-        .map(|n| Entry {
-            ifindex: dev.index,
-            ip: n.ip,
-            mac: n.mac,
-        })
-        .collect();
+    let (want_fdb, want_neigh) = crate::apply::wanted_entries(plan, dev.index);
     let have_fdb: BTreeSet<Entry> = neighbour::fdb(nl, dev.index)
         .map_err(|e| e.to_string())?
         .into_iter()

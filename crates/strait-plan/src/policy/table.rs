@@ -74,21 +74,6 @@ fn keys(d: Direction) -> (KeyExpr, KeyExpr) {
     }
 }
 
-fn plain(
-    matches: Vec<Match>,
-    statements: Vec<Statement>,
-    verdict: Verdict,
-    comment: Option<&str>,
-) -> Rule {
-    Rule {
-        matches,
-        statements,
-        verdict,
-        counter: false,
-        comment: comment.map(String::from),
-    }
-}
-
 /// Adds one direction's counters, sets, maps and chains.
 pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: &Isolation) {
     let short = d.short();
@@ -158,7 +143,7 @@ pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: 
         // by many policies gets its counters over several rules.
         let mut rules: Vec<Rule> = counters
             .chunks(COUNTERS_PER_RULE)
-            .map(|c| plain(vec![], c.to_vec(), Verdict::Continue, None))
+            .map(|c| Rule::uncounted(vec![], c.to_vec(), Verdict::Continue, None))
             .collect();
         let log = Statement::LimitLog {
             per_second: LOG_PER_SECOND,
@@ -168,9 +153,9 @@ pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: 
         };
         match rules.last_mut() {
             Some(last) if last.statements.len() < COUNTERS_PER_RULE => last.statements.push(log),
-            _ => rules.push(plain(vec![], vec![log], Verdict::Continue, None)),
+            _ => rules.push(Rule::uncounted(vec![], vec![log], Verdict::Continue, None)),
         }
-        rules.push(plain(
+        rules.push(Rule::uncounted(
             vec![],
             vec![],
             Verdict::Drop,
@@ -210,13 +195,13 @@ pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: 
         rules: vec![
             // The peer's atom into ct mark (0: in no group). A new flow's
             // ct mark is scratch space here: nothing else in strait reads it.
-            plain(
+            Rule::uncounted(
                 vec![],
                 vec![Statement::CtMarkSet(0)],
                 Verdict::Continue,
                 None,
             ),
-            plain(
+            Rule::uncounted(
                 vec![],
                 vec![Statement::CtMarkSetMap {
                     key: peer,
@@ -225,7 +210,7 @@ pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: 
                 Verdict::Continue,
                 None,
             ),
-            plain(
+            Rule::uncounted(
                 vec![Match::ConcatIn {
                     key: vec![this, KeyExpr::CtMark, KeyExpr::L4Proto, KeyExpr::Dport],
                     set: allow_set(d),
@@ -234,7 +219,7 @@ pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: 
                 Verdict::Return,
                 Some("allowed by a policy"),
             ),
-            plain(
+            Rule::uncounted(
                 vec![],
                 vec![],
                 Verdict::VerdictMap {
@@ -243,7 +228,7 @@ pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: 
                 },
                 None,
             ),
-            plain(vec![], vec![], Verdict::Drop, None),
+            Rule::uncounted(vec![], vec![], Verdict::Drop, None),
         ],
     });
 }

@@ -112,7 +112,7 @@ impl Built {
                 comment: Some(format!("sessionAffinity ClientIP: clients of {ip}:{port}")),
                 timeout: Some(timeout),
             });
-            rules.push(rule(
+            rules.push(Rule::uncounted(
                 vec![Match::SaddrIn {
                     family: IpFamily::V4,
                     addrs: Addrs::Set(set.clone()),
@@ -126,7 +126,7 @@ impl Built {
                 remember.clone(),
                 regular(
                     remember.clone(),
-                    vec![rule(
+                    vec![Rule::uncounted(
                         vec![],
                         vec![Statement::UpdateSaddr(set)],
                         Verdict::Goto(sep),
@@ -141,7 +141,7 @@ impl Built {
         } else {
             Verdict::NumgenVmap { targets }
         };
-        rules.push(rule(vec![], vec![], pick, None));
+        rules.push(Rule::uncounted(vec![], vec![], pick, None));
         rules
     }
     /// [`service_chain_name`], unless another service port already owns

@@ -71,7 +71,7 @@ pub(super) fn emit(built: Built, table: &mut Table) {
         });
         group_chains.push(regular(
             group.chain_name(),
-            vec![rule(
+            vec![Rule::uncounted(
                 vec![],
                 vec![],
                 Verdict::DnatMap {
@@ -156,21 +156,21 @@ pub(super) fn emit(built: Built, table: &mut Table) {
     }
 
     let check = || {
-        rule(
+        Rule::uncounted(
             vec![Match::CtState(vec![CtState::New])],
             vec![],
             Verdict::Jump(ENDPOINTS_CHECK_CHAIN.to_string()),
             None,
         )
     };
-    let invalid = rule(
+    let invalid = Rule::uncounted(
         vec![Match::CtState(vec![CtState::Invalid])],
         vec![],
         Verdict::Drop,
         Some("invalid packets would leave un-NATed"),
     );
     let to_services = || {
-        rule(
+        Rule::uncounted(
             vec![],
             vec![],
             Verdict::Jump(SERVICES_CHAIN.to_string()),
@@ -178,7 +178,7 @@ pub(super) fn emit(built: Built, table: &mut Table) {
         )
     };
     let dispatch = |matches: Vec<Match>, comment: Option<&str>| {
-        rule(
+        Rule::uncounted(
             matches,
             vec![],
             Verdict::Goto(SERVICE_DISPATCH_CHAIN.to_string()),
@@ -272,7 +272,7 @@ pub(super) fn emit(built: Built, table: &mut Table) {
             .chain(service_cidr.map(|cidr| {
                 // The endpoint's reply must come back through this node
                 // to be un-DNATed (kube-proxy marks the same traffic).
-                rule(
+                Rule::uncounted(
                     vec![to_cidr(cidr)],
                     vec![mark()],
                     Verdict::Continue,
@@ -280,13 +280,13 @@ pub(super) fn emit(built: Built, table: &mut Table) {
                 )
             }))
             .chain([
-                rule(
+                Rule::uncounted(
                     vec![],
                     vec![],
                     vmap(&ADDR_KEY, EXTERNAL_LOCAL_IPS_MAP),
                     None,
                 ),
-                rule(
+                Rule::uncounted(
                     nodeport_matches(),
                     vec![],
                     vmap(&PORT_KEY, EXTERNAL_LOCAL_NODEPORTS_MAP),
@@ -299,8 +299,8 @@ pub(super) fn emit(built: Built, table: &mut Table) {
         regular(
             SERVICE_DISPATCH_CHAIN.to_string(),
             vec![
-                rule(vec![], vec![], vmap(&ADDR_KEY, SERVICE_IPS_MAP), None),
-                rule(
+                Rule::uncounted(vec![], vec![], vmap(&ADDR_KEY, SERVICE_IPS_MAP), None),
+                Rule::uncounted(
                     nodeport_matches(),
                     vec![],
                     vmap(&PORT_KEY, SERVICE_NODEPORTS_MAP),
@@ -311,13 +311,13 @@ pub(super) fn emit(built: Built, table: &mut Table) {
         regular(
             ENDPOINTS_CHECK_CHAIN.to_string(),
             vec![
-                rule(
+                Rule::uncounted(
                     vec![],
                     vec![],
                     vmap(&ADDR_KEY, NO_ENDPOINT_SERVICES_MAP),
                     None,
                 ),
-                rule(
+                Rule::uncounted(
                     nodeport_matches(),
                     vec![],
                     vmap(&PORT_KEY, NO_ENDPOINT_NODEPORTS_MAP),
@@ -328,7 +328,7 @@ pub(super) fn emit(built: Built, table: &mut Table) {
             .chain(service_cidr.map(|cidr| {
                 // Runs after DNAT: a Service port's traffic has left the
                 // service CIDR by now; what is still in it has no Service.
-                rule(
+                Rule::uncounted(
                     vec![to_cidr(cidr)],
                     vec![],
                     Verdict::Goto(REJECT_CHAIN.to_string()),
@@ -340,13 +340,13 @@ pub(super) fn emit(built: Built, table: &mut Table) {
         regular(
             REJECT_CHAIN.to_string(),
             vec![
-                rule(
+                Rule::uncounted(
                     vec![Match::L4Proto(L4Proto::Tcp)],
                     vec![],
                     Verdict::Reject(RejectWith::TcpReset),
                     None,
                 ),
-                rule(
+                Rule::uncounted(
                     vec![],
                     vec![],
                     Verdict::Reject(RejectWith::PortUnreachable),
@@ -363,7 +363,7 @@ pub(super) fn emit(built: Built, table: &mut Table) {
         .extend(built.endpoints.into_iter().map(|(ip, port, proto)| {
             regular(
                 endpoint_chain_name(ip, port, proto),
-                vec![rule(
+                vec![Rule::uncounted(
                     vec![Match::L4Proto(proto)],
                     vec![],
                     Verdict::Dnat {

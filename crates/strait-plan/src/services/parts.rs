@@ -3,21 +3,6 @@
 
 use super::*;
 
-pub(super) fn rule(
-    matches: Vec<Match>,
-    statements: Vec<Statement>,
-    verdict: Verdict,
-    comment: Option<&str>,
-) -> Rule {
-    Rule {
-        matches,
-        statements,
-        verdict,
-        counter: false,
-        comment: comment.map(str::to_string),
-    }
-}
-
 pub(super) fn mark() -> Statement {
     Statement::MarkOr(MASQUERADE_MARK)
 }
@@ -119,5 +104,5 @@ pub(super) fn mark_if(mut matches: Vec<Match>, key: &[KeyExpr], set: &str, comme
         key: key.to_vec(),
         set: set.to_string(),
     });
-    rule(matches, vec![mark()], Verdict::Continue, Some(comment))
+    Rule::uncounted(matches, vec![mark()], Verdict::Continue, Some(comment))
 }

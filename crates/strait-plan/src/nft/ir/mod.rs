@@ -445,6 +445,24 @@ pub struct Rule {
     pub comment: Option<String>,
 }
 
+impl Rule {
+    /// A rule without a counter.
+    pub fn uncounted(
+        matches: Vec<Match>,
+        statements: Vec<Statement>,
+        verdict: Verdict,
+        comment: Option<&str>,
+    ) -> Rule {
+        Rule {
+            matches,
+            statements,
+            verdict,
+            counter: false,
+            comment: comment.map(str::to_string),
+        }
+    }
+}
+
 /// Where an address match looks: a named set of the table, or literal
 /// prefixes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

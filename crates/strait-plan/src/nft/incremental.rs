@@ -9,9 +9,9 @@
 //! Order inside the transaction: new objects first (element adds may point
 //! at a new chain), then element deletes and adds, then removed chains are
 //! flushed (dropping their references to each other and to removed maps)
-//! and deleted, then removed counters, sets and maps.
+//! and deleted, then removed sets and maps.
 
-use super::ir::{Chain, ConcatSet, CounterObj, Key, Map, MapData, Set, Table};
+use super::ir::{Chain, ConcatSet, Key, Map, MapData, Set, Table};
 use super::render::{data_text, key_text, render};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
@@ -29,14 +29,6 @@ pub fn changes(old: &Table, new: &Table) -> Option<String> {
     });
     let maps = Pair::of(&old.maps, &new.maps, |m: &Map| m.name.as_str());
     let chains = Pair::of(&old.chains, &new.chains, |c: &Chain| c.name.as_str());
-    // Named counters (NetworkPolicy's per-policy drop counters) come and
-    // go with the chains that count into them.
-    let counters = Pair::of(&old.counters, &new.counters, |c: &CounterObj| {
-        c.name.as_str()
-    });
-    if counters.common.iter().any(|(o, n)| o != n) {
-        return None;
-    }
     // Names are shared by sets and maps: a set replaced by a map of the
     // same name is a shape change.
     if sets.common.iter().any(|(o, n)| o != n) || chains.common.iter().any(|(o, n)| o != n) {
@@ -52,14 +44,12 @@ pub fn changes(old: &Table, new: &Table) -> Option<String> {
     }
     let mut out = String::new();
     // New objects, in a `table { }` block (which adds to the existing table).
-    if !(counters.added.is_empty()
-        && sets.added.is_empty()
+    if !(sets.added.is_empty()
         && concat.added.is_empty()
         && maps.added.is_empty()
         && chains.added.is_empty())
     {
         let mut block = Table::new(new.family, &new.name);
-        block.counters = counters.added.iter().map(|c| (*c).clone()).collect();
         block.sets = sets.added.iter().map(|s| (*s).clone()).collect();
         block.concat_sets = concat.added.iter().map(|s| (*s).clone()).collect();
         block.maps = maps.added.iter().map(|m| (*m).clone()).collect();
@@ -121,9 +111,6 @@ pub fn changes(old: &Table, new: &Table) -> Option<String> {
     }
     for c in &chains.removed {
         let _ = writeln!(out, "delete chain {id} {}", c.name);
-    }
-    for c in &counters.removed {
-        let _ = writeln!(out, "delete counter {id} {}", c.name);
     }
     for m in &maps.removed {
         let _ = writeln!(out, "delete map {id} {}", m.name);

@@ -79,39 +79,3 @@ fn a_changed_chain_or_declaration_is_a_rewrite() {
     let new = table(vec![other], vec![chain("a", Verdict::Accept)]);
     assert!(changes(&old, &new).is_none());
 }
-
-/// A chain counting into a new named counter (a new NetworkPolicy's drop
-/// chain): the counter is created with it; a removed one is deleted after
-/// the chain that counted into it. A changed counter is a rewrite.
-#[test]
-fn named_counters_come_and_go_with_their_chains() {
-    let counting = |c: &str, counter: &str| {
-        let mut ch = chain(c, Verdict::Drop);
-        ch.rules[0]
-            .statements
-            .push(Statement::NamedCounter(counter.into()));
-        ch
-    };
-    let counter = |name: &str| CounterObj {
-        name: name.into(),
-        comment: Some(format!("policy {name}")),
-    };
-    let mut old = table(vec![vmap("m", &[(80, "a")])], vec![counting("a", "pol-a")]);
-    old.counters = vec![counter("pol-a")];
-    let mut new = table(vec![vmap("m", &[(80, "b")])], vec![counting("b", "pol-b")]);
-    new.counters = vec![counter("pol-b")];
-    let text = changes(&old, &new).expect("incremental");
-    let lines: Vec<&str> = text.lines().collect();
-    let at = |needle: &str| {
-        lines
-            .iter()
-            .position(|l| l.contains(needle))
-            .unwrap_or_else(|| panic!("{needle:?} missing in\n{text}"))
-    };
-    assert!(at("counter pol-b {") < at("chain b {"));
-    assert!(at("delete chain inet t a") < at("delete counter inet t pol-a"));
-    assert!(!text.contains("counter pol-a {"));
-    let mut renamed = new.clone();
-    renamed.counters[0].comment = Some("other".into());
-    assert_eq!(changes(&new, &renamed), None);
-}

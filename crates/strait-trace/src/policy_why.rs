@@ -1,6 +1,6 @@
 //! Which NetworkPolicy rule let a packet through, or which policies dropped
 //! it. The table merges every rule into one allow set per direction, so
-//! the hits only say that the packet matched `@ingress-allow`; the policy
+//! the hits only say that the packet matched `@ingress-allow-*`; the policy
 //! and rule come from evaluating the snapshot's policies for the packet
 //! (`strait_plan::policy::provenance`). Without the snapshot's view (a
 //! World built without one), drops fall back to the counters the drop

@@ -1,9 +1,14 @@
-//! What an isolated pod allows, as elements of an nft interval
-//! concatenation set: `pod . atom . proto . port-range` (see `atoms`), and
-//! the peer map `address-range : atom`. Per atom the ports are already one
-//! union (sorted, disjoint ranges per protocol), so elements never overlap,
-//! which the kernel's pipapo set requires. [`allows`] reads them the way
-//! the data path does, for tests.
+//! What an isolated pod allows, as elements of three nft sets keyed by
+//! `pod . atom` (see `atoms`): `any` (every protocol and port, a rule
+//! without ports), `ports` (`. proto . port`, one exact port: the common
+//! case) and `ranges` (`. proto . port-range`, `endPort` ranges and a
+//! protocol's whole port space). The first two are exact-match hash sets,
+//! whose lookup costs the same however many elements they hold; only
+//! `ranges` is an interval (pipapo) set, whose lookup grows with its
+//! elements. Per atom the ports are already one union (sorted, disjoint
+//! ranges per protocol), so `ranges` elements never overlap, which pipapo
+//! requires. Also the peer map `address-range : atom`. [`allows`] reads
+//! them the way the data path does, for tests.
 
 use super::intervals::Interval;
 use super::ports::Ports;
@@ -11,26 +16,32 @@ use crate::nft::{Key, L4Proto};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-/// The allow-set elements of `pod`.
-pub fn keys(pod: Ipv4Addr, allowed: &BTreeMap<u32, Ports>, out: &mut Vec<Vec<Key>>) {
+/// The elements of one direction's three allow sets.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Allow {
+    /// `pod . atom`: every protocol and port.
+    pub any: Vec<Vec<Key>>,
+    /// `pod . atom . proto . port`.
+    pub ports: Vec<Vec<Key>>,
+    /// `pod . atom . proto . port-range` (first < last).
+    pub ranges: Vec<Vec<Key>>,
+}
+
+/// Adds the allow-set elements of `pod` to `out`.
+pub fn keys(pod: Ipv4Addr, allowed: &BTreeMap<u32, Ports>, out: &mut Allow) {
     for (atom, ports) in allowed {
         let atom = Key::Mark(*atom);
         match ports {
-            Ports::All => out.push(vec![
-                Key::Ipv4(pod),
-                atom,
-                Key::ProtoRange(0, u8::MAX),
-                Key::PortRange(0, u16::MAX),
-            ]),
+            Ports::All => out.any.push(vec![Key::Ipv4(pod), atom]),
             Ports::Some(map) => {
                 for (proto, ranges) in map {
                     for (a, b) in ranges {
-                        out.push(vec![
-                            Key::Ipv4(pod),
-                            atom,
-                            Key::Proto(*proto),
-                            Key::PortRange(*a, *b),
-                        ]);
+                        let (list, port) = if a == b {
+                            (&mut out.ports, Key::Port(*a))
+                        } else {
+                            (&mut out.ranges, Key::PortRange(*a, *b))
+                        };
+                        list.push(vec![Key::Ipv4(pod), atom, Key::Proto(*proto), port]);
                     }
                 }
             }
@@ -51,21 +62,11 @@ pub fn peer_elements(peers: &[(Interval, u32)]) -> Vec<(Vec<Key>, crate::nft::Ma
         .collect()
 }
 
-fn proto_number(proto: L4Proto) -> u8 {
-    match proto {
-        L4Proto::Tcp => 6,
-        L4Proto::Udp => 17,
-        L4Proto::Sctp => 132,
-        L4Proto::Icmp => 1,
-        L4Proto::Icmpv6 => 58,
-    }
-}
-
 /// Whether (peer, proto, port) is allowed for `pod`: the peer's atom from
-/// the peer map (none: 0), then the allow-set lookup.
+/// the peer map (none: 0), then the three allow-set lookups.
 pub fn allows(
     peers: &[(Vec<Key>, crate::nft::MapData)],
-    elements: &[Vec<Key>],
+    sets: &Allow,
     pod: Ipv4Addr,
     peer: Ipv4Addr,
     proto: L4Proto,
@@ -80,16 +81,14 @@ pub fn allows(
             _ => None,
         })
         .unwrap_or(0);
-    let n = proto_number(proto);
-    elements.iter().any(|e| {
-        let proto_ok = match e[2] {
-            Key::Proto(p) => p == proto,
-            Key::ProtoRange(a, b) => a <= n && n <= b,
-            _ => false,
-        };
-        e[0] == Key::Ipv4(pod)
-            && e[1] == Key::Mark(atom)
-            && proto_ok
-            && matches!(e[3], Key::PortRange(a, b) if a <= port && port <= b)
-    })
+    let (pod, atom) = (Key::Ipv4(pod), Key::Mark(atom));
+    sets.any.iter().any(|e| e[..] == [pod, atom])
+        || sets
+            .ports
+            .contains(&vec![pod, atom, Key::Proto(proto), Key::Port(port)])
+        || sets.ranges.iter().any(|e| {
+            e[..2] == [pod, atom]
+                && e[2] == Key::Proto(proto)
+                && matches!(e[3], Key::PortRange(a, b) if a <= port && port <= b)
+        })
 }

@@ -30,7 +30,10 @@ mod table;
 
 pub use cluster::NAMESPACE_NAME_LABEL;
 pub use rules::Direction;
-pub use table::{allow_set, drop_map, isolated_set, log_prefix, peers_map, policy_chain};
+pub use table::{
+    allow_any_set, allow_ports_set, allow_ranges_set, drop_map, isolated_set, log_prefix,
+    peers_map, policy_chain,
+};
 
 use crate::nft::{Statement, Table};
 use crate::services::fnv1a;

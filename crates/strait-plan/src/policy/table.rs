@@ -1,8 +1,10 @@
 //! The policy part of the `inet strait` table. Per packet the cost does not
 //! grow with policies or pods: one set lookup says whether the pod is
-//! isolated, one interval-map lookup finds the peer's atom, one
-//! interval-set lookup whether the flow is allowed, one map lookup picks
-//! the drop chain that counts and logs.
+//! isolated, one interval-map lookup finds the peer's atom, at most three
+//! allow-set lookups whether the flow is allowed (two exact-match hash
+//! sets, whose cost does not grow with their elements, and an interval set
+//! holding only port ranges), one map lookup picks the drop chain that
+//! counts and logs.
 //!
 //! ```text
 //! forward:          ct state invalid drop
@@ -12,7 +14,9 @@
 //!                   ... (the egress accepts)
 //! policy-ingress:   ct mark set 0x0
 //!                   ct mark set ip saddr map @ingress-peers     (the peer's atom)
-//!                   ip daddr . ct mark . meta l4proto . th dport @ingress-allow return
+//!                   ip daddr . ct mark . meta l4proto . th dport @ingress-allow-ports return
+//!                   ip daddr . ct mark @ingress-allow-any return
+//!                   ip daddr . ct mark . meta l4proto . th dport @ingress-allow-ranges return
 //!                   ip daddr vmap @ingress-drop      (-> in-drop-<hash>)
 //!                   drop
 //! in-drop-<hash>:   counter name "pol-in.<ns>.<name>" ... limit ... log group 90 prefix "..."
@@ -45,8 +49,19 @@ pub fn isolated_set(d: Direction) -> String {
     format!("{}-isolated", d.as_str())
 }
 
-pub fn allow_set(d: Direction) -> String {
-    format!("{}-allow", d.as_str())
+/// `pod . atom`: every protocol and port (hash set).
+pub fn allow_any_set(d: Direction) -> String {
+    format!("{}-allow-any", d.as_str())
+}
+
+/// `pod . atom . proto . port`, one exact port (hash set).
+pub fn allow_ports_set(d: Direction) -> String {
+    format!("{}-allow-ports", d.as_str())
+}
+
+/// `pod . atom . proto . port-range` (interval set).
+pub fn allow_ranges_set(d: Direction) -> String {
+    format!("{}-allow-ranges", d.as_str())
 }
 
 pub fn peers_map(d: Direction) -> String {
@@ -74,6 +89,16 @@ fn keys(d: Direction) -> (KeyExpr, KeyExpr) {
     }
 }
 
+/// `key @set return`: the flow is allowed.
+fn allowed_by(key: Vec<KeyExpr>, set: String) -> Rule {
+    Rule::uncounted(
+        vec![Match::ConcatIn { key, set }],
+        vec![],
+        Verdict::Return,
+        Some("allowed by a policy"),
+    )
+}
+
 /// Adds one direction's counters, sets, maps and chains.
 pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: &Isolation) {
     let short = d.short();
@@ -98,22 +123,39 @@ pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: 
         )),
         timeout: None,
     });
-    let mut elements = Vec::new();
+    let mut allow = super::elements::Allow::default();
     for (ip, allowed) in &iso.allowed {
-        super::elements::keys(*ip, allowed, &mut elements);
+        super::elements::keys(*ip, allowed, &mut allow);
     }
-    table.concat_sets.push(ConcatSet {
-        name: allow_set(d),
-        key: vec![
-            KeyType::Ipv4Addr,
-            KeyType::Mark,
-            KeyType::InetProto,
-            KeyType::InetService,
-        ],
-        elements,
-        comment: Some("pod . peer atom . protocol . port allowed".to_string()),
-        interval: true,
-    });
+    let ported = vec![
+        KeyType::Ipv4Addr,
+        KeyType::Mark,
+        KeyType::InetProto,
+        KeyType::InetService,
+    ];
+    table.concat_sets.extend([
+        ConcatSet {
+            name: allow_ports_set(d),
+            key: ported.clone(),
+            elements: allow.ports,
+            comment: Some("pod . peer atom . protocol . port allowed".to_string()),
+            interval: false,
+        },
+        ConcatSet {
+            name: allow_any_set(d),
+            key: vec![KeyType::Ipv4Addr, KeyType::Mark],
+            elements: allow.any,
+            comment: Some("pod . peer atom: every protocol and port allowed".to_string()),
+            interval: false,
+        },
+        ConcatSet {
+            name: allow_ranges_set(d),
+            key: ported,
+            elements: allow.ranges,
+            comment: Some("pod . peer atom . protocol . port range allowed".to_string()),
+            interval: true,
+        },
+    ]);
     table.maps.push(Map {
         name: peers_map(d),
         key: vec![KeyType::Ipv4Addr],
@@ -210,14 +252,16 @@ pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: 
                 Verdict::Continue,
                 None,
             ),
-            Rule::uncounted(
-                vec![Match::ConcatIn {
-                    key: vec![this, KeyExpr::CtMark, KeyExpr::L4Proto, KeyExpr::Dport],
-                    set: allow_set(d),
-                }],
-                vec![],
-                Verdict::Return,
-                Some("allowed by a policy"),
+            // Most likely first: exact ports, then everything, then
+            // ranges (the only lookup whose cost grows with elements).
+            allowed_by(
+                vec![this, KeyExpr::CtMark, KeyExpr::L4Proto, KeyExpr::Dport],
+                allow_ports_set(d),
+            ),
+            allowed_by(vec![this, KeyExpr::CtMark], allow_any_set(d)),
+            allowed_by(
+                vec![this, KeyExpr::CtMark, KeyExpr::L4Proto, KeyExpr::Dport],
+                allow_ranges_set(d),
             ),
             Rule::uncounted(
                 vec![],

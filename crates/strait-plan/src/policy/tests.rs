@@ -1,5 +1,5 @@
 //! The compiled table, read the way the kernel reads it (isolated sets,
-//! then the allow set), against the Kubernetes semantics.
+//! then the allow sets), against the Kubernetes semantics.
 
 use super::elements::allows;
 use super::*;
@@ -83,14 +83,12 @@ fn allowed(
     port: u16,
 ) -> bool {
     let peers = &t.map(&peers_map(d)).unwrap().elements;
-    allows(
-        peers,
-        &concat(t, &allow_set(d)).elements,
-        pod,
-        peer,
-        proto,
-        port,
-    )
+    let sets = super::elements::Allow {
+        any: concat(t, &allow_any_set(d)).elements.clone(),
+        ports: concat(t, &allow_ports_set(d)).elements.clone(),
+        ranges: concat(t, &allow_ranges_set(d)).elements.clone(),
+    };
+    allows(peers, &sets, pod, peer, proto, port)
 }
 
 /// Whether a new flow from `src` to `dst` passes this node's table.

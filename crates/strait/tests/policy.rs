@@ -473,6 +473,31 @@ fn truth_tables(backend: Backend) {
         "the backend saw {line}, not the client y/b ({yb})"
     );
 
+    // The same NodePort when no rule admits the external network: the
+    // policy applies to NodePort traffic too (no bypass), on both paths.
+    let mut external_blocked = Reach::new(
+        vec!["host/legacy-db".into()],
+        vec![node1],
+        &[30080],
+        &["tcp"],
+    );
+    external_blocked.set(false, |_| true);
+    let mut direct = Reach::pods();
+    direct
+        .all_ingress("x/a", false)
+        .expect("y/b", "x/a", true)
+        .allow_loopback();
+    s.case(
+        "Services: NodePort from outside is refused when no rule admits the client",
+        &(svc.to_owned()
+            + &np(
+                "x",
+                "web-from-yb",
+                "  podSelector: {matchLabels: {pod: a}}\n  ingress:\n  - from:\n    - namespaceSelector: {matchLabels: {ns: y}}\n      podSelector: {matchLabels: {pod: b}}",
+            )),
+        &[external_blocked, direct],
+    );
+
     // hostNetwork pods are never selected: a default-deny in h leaves h/hn
     // (node-2's own network) reachable.
     let hn = Reach::new(all_pods(), vec!["pod/h/hn".into()], &[8080], &["tcp"]);

@@ -51,15 +51,7 @@ fn index(kind: Kind) -> usize {
 /// Drops what no compiler reads and what makes API objects large:
 /// `managedFields` (server-side apply bookkeeping, often most of an object).
 pub(crate) fn trim(mut obj: Object) -> Object {
-    let meta = match &mut obj {
-        Object::Namespace(o) => &mut o.metadata,
-        Object::Node(o) => &mut o.metadata,
-        Object::Pod(o) => &mut o.metadata,
-        Object::Service(o) => &mut o.metadata,
-        Object::EndpointSlice(o) => &mut o.metadata,
-        Object::NetworkPolicy(o) => &mut o.metadata,
-    };
-    meta.managed_fields = None;
+    obj.metadata_mut().managed_fields = None;
     obj
 }
 

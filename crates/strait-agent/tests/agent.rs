@@ -2,10 +2,9 @@
 //! backends: routes, VXLAN FDB/neighbours, nft, drift repair, departed
 //! nodes, cleanup. (Pods and the full lab are tested in the lab's suite.)
 
-use std::path::Path;
-use std::time::Duration;
+mod common;
 use strait_agent::apply::Applier;
-use strait_agent::run::{load_config, sync_once, Options};
+use strait_agent::run::{load_config, sync_once};
 use strait_lab::Netns;
 
 struct TwoNodes {
@@ -67,25 +66,9 @@ fn setup(backend: &str) -> TwoNodes {
     }
 }
 
-fn options(dir: &Path, node: &str) -> Options {
-    Options {
-        config: dir.join("agent.yaml"),
-        manifests: dir.join("manifests"),
-        node_name: node.into(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        node_file: dir.join(format!("{node}.json")),
-        interval: Duration::from_secs(1),
-        resync: Duration::from_secs(30),
-        once: true,
-        kube: None,
-        cluster_cidr: None,
-        cni: None,
-    }
-}
-
 /// One sync of `node` inside its namespace; the changes it made.
 fn sync(t: &TwoNodes, i: usize) -> Vec<String> {
-    let opts = options(t.dir.path(), &format!("node-{}", i + 1));
+    let opts = common::once_options(t.dir.path(), &format!("node-{}", i + 1));
     t.nodes[i]
         .run(move || -> Result<Vec<String>, String> {
             let cfg = load_config(&opts.config)?;
@@ -98,7 +81,7 @@ fn sync(t: &TwoNodes, i: usize) -> Vec<String> {
 }
 
 fn cleanup(t: &TwoNodes, i: usize) {
-    let opts = options(t.dir.path(), &format!("node-{}", i + 1));
+    let opts = common::once_options(t.dir.path(), &format!("node-{}", i + 1));
     t.nodes[i]
         .run(move || strait_agent::run::cleanup(&opts))
         .unwrap()
@@ -240,7 +223,7 @@ fn endpoint_changes_are_element_updates() {
     };
     let manifests = t.dir.path().join("manifests");
     std::fs::write(manifests.join("web.yaml"), svc("10.42.2.6")).unwrap();
-    let opts = options(t.dir.path(), "node-1");
+    let opts = common::once_options(t.dir.path(), "node-1");
     let changes = t.nodes[0]
         .run(move || -> Result<Vec<String>, String> {
             let cfg = load_config(&opts.config)?;

@@ -4,27 +4,10 @@
 //! emptied group removed), not a table rewrite, and the kernel ends up
 //! holding what a full rewrite would.
 
-use std::path::Path;
-use std::time::Duration;
+mod common;
 use strait_agent::apply::Applier;
-use strait_agent::run::{load_config, sync_once, Options};
+use strait_agent::run::{load_config, sync_once};
 use strait_lab::Netns;
-
-fn options(dir: &Path) -> Options {
-    Options {
-        config: dir.join("agent.yaml"),
-        manifests: dir.join("manifests"),
-        node_name: "node-1".into(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        node_file: dir.join("node-1.json"),
-        interval: Duration::from_secs(1),
-        resync: Duration::from_secs(30),
-        once: true,
-        kube: None,
-        cluster_cidr: None,
-        cni: None,
-    }
-}
 
 fn web(endpoints: &[&str]) -> String {
     let eps: Vec<String> = endpoints
@@ -73,7 +56,7 @@ fn a_new_endpoint_count_group_is_added_incrementally() {
     .unwrap();
     let file = dir.path().join("manifests/all.yaml");
     std::fs::write(&file, web(&["10.42.2.5", "10.42.2.6"])).unwrap();
-    let opts = options(dir.path());
+    let opts = common::once_options(dir.path(), "node-1");
     let (changes, incremental, rewritten) = ns
         .run(move || -> Result<Outcome, String> {
             let cfg = load_config(&opts.config)?;

@@ -128,7 +128,10 @@ fn vxlan_backend_end_to_end() {
         "{link}"
     );
     let node_file = std::fs::read_to_string(t.dir.path().join("node-1.json")).unwrap();
-    assert_eq!(node_file, r#"{"podCIDRs":["10.42.1.0/24"],"mtu":1450}"#);
+    assert_eq!(
+        node_file,
+        r#"{"podCIDRs":["10.42.1.0/24"],"mtu":1450,"gsoMaxSize":64000}"#
+    );
     let nft = n1
         .exec_ok(&["nft", "list", "table", "inet", "strait"])
         .unwrap();

@@ -17,6 +17,9 @@ pub struct NodeConfig {
     pub pod_cidrs: Vec<IpNet>,
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// The pod interfaces' `gso_max_size` (the agent sets it for VXLAN).
+    #[serde(default)]
+    pub gso_max_size: Option<u32>,
 }
 
 impl NodeConfig {

@@ -298,13 +298,16 @@ fn node_file_supplies_range_and_mtu() {
 
     std::fs::write(
         node.node_file(),
-        r#"{"podCIDRs": ["10.79.3.0/24"], "mtu": 1450}"#,
+        r#"{"podCIDRs": ["10.79.3.0/24"], "mtu": 1450, "gsoMaxSize": 64000}"#,
     )
     .unwrap();
     assert!(node.run("STATUS", "", &pod, &conf).exit_ok);
     let r = node.run("ADD", "c1", &pod, &conf).json();
     assert_eq!(r["ips"][0]["address"], "10.79.3.2/24", "{r}");
     assert_eq!(r["interfaces"][2]["mtu"], 1450);
+    // The pod interface takes the node's GSO limit (VXLAN nodes set it).
+    let link = pod.exec_ok(&["ip", "-d", "link", "show", "eth0"]).unwrap();
+    assert!(link.contains("gso_max_size 64000 "), "{link}");
 }
 
 #[test]

@@ -203,6 +203,9 @@ pub struct VethSpec<'a> {
     pub mtu: u32,
     /// Enslave the host end to this bridge at creation.
     pub master: Option<u32>,
+    /// The pod end's largest GSO packet (`gso_max_size`); None: the
+    /// kernel's default (64 KiB).
+    pub peer_gso_max_size: Option<u32>,
 }
 
 /// Creates a veth pair whose peer is born inside the pod's namespace with
@@ -216,6 +219,9 @@ pub fn create_veth(nl: &mut Netlink, spec: &VethSpec) -> Result<Link, NetlinkErr
     peer.attributes
         .push(LinkAttribute::IfName(spec.peer_name.to_owned()));
     peer.attributes.push(LinkAttribute::Mtu(spec.mtu));
+    if let Some(size) = spec.peer_gso_max_size {
+        peer.attributes.push(LinkAttribute::GsoMaxSize(size));
+    }
     peer.attributes
         .push(LinkAttribute::NetNsFd(spec.peer_netns.as_raw_fd()));
 

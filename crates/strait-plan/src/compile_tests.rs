@@ -307,7 +307,7 @@ fn plan_serialises_to_json() {
     let v: serde_json::Value = serde_json::to_value(&p).unwrap();
     assert_eq!(
         v["node_file"],
-        serde_json::json!({"podCIDRs": ["10.42.1.0/24"], "mtu": 1450})
+        serde_json::json!({"podCIDRs": ["10.42.1.0/24"], "mtu": 1450, "gsoMaxSize": 64000})
     );
     assert_eq!(v["vxlan"]["mac"], "0a:58:0a:00:00:01");
     assert_eq!(v["nft"]["family"], "inet");

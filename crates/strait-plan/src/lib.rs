@@ -52,6 +52,14 @@ pub const NFT_TABLE: &str = "strait";
 /// VXLAN encapsulation overhead over IPv4: outer IP 20 + UDP 8 + VXLAN 8 +
 /// inner Ethernet 14.
 pub const VXLAN_OVERHEAD: u32 = 50;
+/// The pods' `gso_max_size` with VXLAN. A pod's TCP builds segments up to
+/// its interface's limit (64 KiB by default); VXLAN adds 50 bytes, and an
+/// encapsulated segment over the underlay device's own limit (64 KiB on
+/// veths and most NICs) is segmented in software on the way out. 64,000
+/// leaves room for the encapsulation and the TCP stack's header allowance
+/// (65,486 was still too big): measured on the lab, pod-to-pod VXLAN
+/// throughput went from ~72% to ~90% of a raw veth pair.
+pub const VXLAN_POD_GSO_MAX_SIZE: u32 = 64_000;
 /// The smallest pod MTU accepted (the IPv4 minimum).
 pub const MIN_POD_MTU: u32 = 68;
 /// The largest MTU accepted.
@@ -153,6 +161,7 @@ pub fn compile(cfg: &AgentConfig, local: &LocalNode, snap: &Snapshot) -> Result<
         node_file: NodeFile {
             pod_cidrs: local_cidrs,
             mtu,
+            gso_max_size: (cfg.backend == Backend::Vxlan).then_some(VXLAN_POD_GSO_MAX_SIZE),
         },
         sysctls: sysctl::sysctls(&cfg.bridge, routing.vxlan.as_ref().map(|v| v.name.as_str())),
         bridge: BridgePlan {

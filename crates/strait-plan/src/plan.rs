@@ -51,6 +51,10 @@ pub struct NodeFile {
     pub pod_cidrs: Vec<IpNet>,
     /// The pod MTU.
     pub mtu: u32,
+    /// The pod interfaces' largest GSO packet, set with VXLAN
+    /// ([`crate::VXLAN_POD_GSO_MAX_SIZE`]); absent: the kernel default.
+    #[serde(rename = "gsoMaxSize", skip_serializing_if = "Option::is_none")]
+    pub gso_max_size: Option<u32>,
 }
 
 /// The pod bridge and the gateway address of each local pod CIDR.
@@ -193,13 +197,19 @@ mod tests {
 
     #[test]
     fn node_file_serialises_as_the_cni_expects() {
-        let nf = NodeFile {
+        let mut nf = NodeFile {
             pod_cidrs: vec!["10.42.1.0/24".parse().unwrap()],
             mtu: 1450,
+            gso_max_size: None,
         };
         assert_eq!(
             serde_json::to_string(&nf).unwrap(),
             r#"{"podCIDRs":["10.42.1.0/24"],"mtu":1450}"#
+        );
+        nf.gso_max_size = Some(64_000);
+        assert_eq!(
+            serde_json::to_string(&nf).unwrap(),
+            r#"{"podCIDRs":["10.42.1.0/24"],"mtu":1450,"gsoMaxSize":64000}"#
         );
     }
 

@@ -58,6 +58,7 @@ pub fn run(env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<Value, CniError
         mode: conf.mode,
         bridge: &conf.bridge,
         mtu,
+        gso_max_size: node.as_ref().and_then(|n| n.gso_max_size),
         hairpin: conf.hairpin,
         ips: &addrs.ips,
         routes: &addrs.routes,

@@ -29,6 +29,10 @@ pub struct Attachment<'a> {
     pub mode: Mode,
     pub bridge: &'a str,
     pub mtu: u32,
+    /// The pod interface's `gso_max_size` (from the node file): under
+    /// VXLAN a 64 KiB segment plus the encapsulation would exceed the
+    /// underlay's limit and be segmented in software.
+    pub gso_max_size: Option<u32>,
     pub hairpin: bool,
     /// Addresses with their gateways, as IPAM gave them.
     pub ips: &'a [IpConfig],
@@ -153,6 +157,7 @@ fn build(
             peer_netns: &pod_ns.file,
             mtu: a.mtu,
             master: bridge.as_ref().map(|b| b.index),
+            peer_gso_max_size: a.gso_max_size,
         },
     )
     .map_err(|e| {

@@ -172,6 +172,7 @@ fn measure_floors(pods: usize) -> Result<Floors, String> {
                 peer_netns: &pod_ns.file,
                 mtu: 1500,
                 master: None,
+                peer_gso_max_size: None,
             };
             let start = Instant::now();
             let l = link::create_veth(&mut nl, &spec).map_err(|e| e.to_string())?;

@@ -132,7 +132,7 @@ fn main() {
     );
     let t = Instant::now();
     let plan2 = compile(&cfg, &local, &after).unwrap();
-    let diff = nft::element_changes(&plan.nft, &plan2.nft);
+    let diff = nft::incremental::changes(&plan.nft, &plan2.nft);
     say!(
         "one label change: compile + diff {:.0} ms, {}",
         t.elapsed().as_secs_f64() * 1000.0,

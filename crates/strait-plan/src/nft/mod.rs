@@ -1,12 +1,11 @@
-//! nftables: the typed ruleset IR ([`ir`]) and its renderer to an nft
-//! script ([`mod@render`]). A packet evaluator (`strait trace`) will live here
-//! too and walk the same IR.
+//! nftables: the typed ruleset IR ([`ir`]), its renderer to an nft script
+//! ([`mod@render`]) and the incremental update between two versions of a
+//! table ([`incremental`]). `strait trace` (crate strait-trace) evaluates
+//! the same IR.
 
-pub mod diff;
 pub mod incremental;
 pub mod ir;
 pub mod render;
 
-pub use diff::element_changes;
 pub use ir::*;
 pub use render::render;

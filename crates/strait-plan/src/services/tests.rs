@@ -483,7 +483,7 @@ fn an_endpoint_change_is_an_element_diff() {
     let plain = WEB.replace("  sessionAffinity: ClientIP\n", "");
     let (before, _) = table_for(&plain);
     let (after, _) = table_for(&plain.replace("10.42.2.5", "10.42.2.6"));
-    let diff = crate::nft::element_changes(&before, &after).expect("only elements changed");
+    let diff = crate::nft::incremental::changes(&before, &after).expect("only elements changed");
     assert!(
         diff.contains("delete element inet strait eps-n1 { 10.43.0.10 . tcp . 80 . 0 }"),
         "{diff}"
@@ -501,13 +501,13 @@ fn an_endpoint_change_is_an_element_diff() {
     );
     // Nothing changed: an empty diff.
     assert_eq!(
-        crate::nft::element_changes(&before, &before).as_deref(),
+        crate::nft::incremental::changes(&before, &before).as_deref(),
         Some("")
     );
     // Affinity services own chains: a change there is not an element diff.
     let (a1, _) = table_for(WEB);
     let (a2, _) = table_for(&WEB.replace("10.42.2.5", "10.42.2.6"));
-    assert!(crate::nft::element_changes(&a1, &a2).is_none());
+    assert!(crate::nft::incremental::changes(&a1, &a2).is_none());
 }
 
 /// A Service whose endpoint count moves it to a group no other Service is
@@ -528,7 +528,6 @@ fn moving_to_a_new_group_is_incremental() {
     );
     let (after, _) = table_for(&two);
     assert!(after.map("eps-n2").is_some() && after.map("eps-n1").is_none());
-    assert!(crate::nft::element_changes(&before, &after).is_none());
     let text = crate::nft::incremental::changes(&before, &after).expect("incremental");
     for needle in [
         "map eps-n2 {",

@@ -35,14 +35,9 @@ pub fn wanted(snap: &Snapshot, node: &str) -> BTreeMap<u16, Check> {
         else {
             continue;
         };
-        let ns = svc
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let name = svc.metadata.name.clone().unwrap_or_default();
+        let (ns, name) = strait_model::namespace_and_name(&svc.metadata);
         let local_endpoints = snap
-            .slices_for(&ns, &name)
+            .slices_for(ns, name)
             .flat_map(|s| s.endpoints.iter())
             .filter(|e| {
                 e.node_name.as_deref() == Some(node)
@@ -52,8 +47,8 @@ pub fn wanted(snap: &Snapshot, node: &str) -> BTreeMap<u16, Check> {
         out.insert(
             port,
             Check {
-                namespace: ns,
-                name,
+                namespace: ns.to_string(),
+                name: name.to_string(),
                 local_endpoints,
             },
         );

@@ -21,7 +21,7 @@ pub mod store;
 pub use config::{AgentConfig, Backend, NodeRoute, VxlanConfig};
 pub use error::ModelError;
 pub use k8s_openapi as k8s;
-pub use manifest::{for_each_manifest, parse_manifests, Kind, Object};
+pub use manifest::{for_each_manifest, namespace_and_name, parse_manifests, Kind, Object};
 pub use node::{node_internal_ip, node_name, node_pod_cidr_fields, node_pod_cidrs};
 pub use snapshot::Snapshot;
 pub use store::ManifestStore;

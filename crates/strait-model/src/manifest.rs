@@ -20,6 +20,18 @@ pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 /// The namespace of a namespaced object that does not name one.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
+/// `(namespace, name)` of a namespaced object, with the API server's
+/// default namespace when none is set (`""` for a missing name).
+pub fn namespace_and_name(meta: &ObjectMeta) -> (&str, &str) {
+    (
+        meta.namespace
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(DEFAULT_NAMESPACE),
+        meta.name.as_deref().unwrap_or(""),
+    )
+}
+
 /// The kinds strait reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {

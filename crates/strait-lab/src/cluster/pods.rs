@@ -141,12 +141,8 @@ impl Cluster {
         spread: usize,
     ) -> Result<PodRecord, LabError> {
         let lab = &topo.name;
-        let ns = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let name = pod.metadata.name.clone().unwrap_or_default();
+        let (ns, name) = strait_model::namespace_and_name(&pod.metadata);
+        let (ns, name) = (ns.to_string(), name.to_string());
         let spec = pod.spec.clone().unwrap_or_default();
         let node = match spec.node_name.clone() {
             Some(n) if topo.node(&n).is_some() => n,

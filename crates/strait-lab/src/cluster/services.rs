@@ -99,12 +99,8 @@ impl Cluster {
             let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty()) else {
                 continue; // no selector: slices are the user's to write
             };
-            let ns = svc
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into());
-            let name = svc.metadata.name.clone().unwrap_or_default();
+            let (ns, name) = strait_model::namespace_and_name(&svc.metadata);
+            let (ns, name) = (ns.to_string(), name.to_string());
             // Endpoints grouped by their resolved ports.
             let mut groups: BTreeMap<Vec<(String, i32, String)>, Vec<Value>> = BTreeMap::new();
             for pod in snap.pods.iter().filter(|p| {

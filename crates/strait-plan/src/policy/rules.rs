@@ -87,8 +87,7 @@ impl Policy<'_> {
 
 /// Checks one policy; `None` (with a warning) when it cannot be used.
 pub fn parse<'a>(np: &'a NetworkPolicy, warnings: &mut Vec<String>) -> Option<Policy<'a>> {
-    let namespace = np.metadata.namespace.as_deref().unwrap_or("default");
-    let name = np.metadata.name.as_deref().unwrap_or("");
+    let (namespace, name) = strait_model::namespace_and_name(&np.metadata);
     let at = format!("NetworkPolicy {namespace}/{name}");
     let Some(spec) = np.spec.as_ref() else {
         warnings.push(format!("{at}: no spec; left out"));

@@ -121,7 +121,7 @@ pub fn add_to_table(
 ) {
     let mut slices: HashMap<(&str, &str), Vec<&EndpointSlice>> = HashMap::new();
     for s in &snap.endpoint_slices {
-        let ns = s.metadata.namespace.as_deref().unwrap_or("default");
+        let (ns, _) = strait_model::namespace_and_name(&s.metadata);
         if let Some(svc) = s
             .metadata
             .labels
@@ -142,8 +142,7 @@ pub fn add_to_table(
     };
     let mut any = false;
     for svc in services {
-        let ns = svc.metadata.namespace.as_deref().unwrap_or("default");
-        let name = svc.metadata.name.as_deref().unwrap_or("");
+        let (ns, name) = strait_model::namespace_and_name(&svc.metadata);
         let none = Vec::new();
         let svc_slices = slices.get(&(ns, name)).unwrap_or(&none);
         any |= add_service(local_node, ns, name, svc, svc_slices, &mut built, warnings);

@@ -275,12 +275,11 @@ impl Describer {
     /// `policy drop: ingress to pod prod/web (10.42.1.10) from ... tcp/81
     /// by prod/web`.
     pub fn line(&self, l: &Logged) -> String {
-        let proto = match l.proto {
-            1 => "icmp".to_string(),
-            6 => "tcp".to_string(),
-            17 => "udp".to_string(),
-            132 => "sctp".to_string(),
-            n => format!("proto {n}"),
+        let proto = match strait_plan::nft::L4Proto::from_number(l.proto) {
+            Some(p) if p.has_ports() || p == strait_plan::nft::L4Proto::Icmp => {
+                p.as_str().to_string()
+            }
+            _ => format!("proto {}", l.proto),
         };
         let what = match l.dport {
             Some(p) => format!("{proto}/{p}"),

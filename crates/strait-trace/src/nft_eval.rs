@@ -503,7 +503,7 @@ fn key_matches(element: &[Key], packet: &[Key]) -> bool {
             Key::Ipv4(_) | Key::Proto(_) | Key::Port(_) | Key::Index(_) | Key::Mark(_) => e == v,
             Key::Ipv4Range(a, b) => matches!(v, Key::Ipv4(x) if a <= x && x <= b),
             Key::ProtoRange(a, b) => {
-                matches!(v, Key::Proto(p) if (*a..=*b).contains(&proto_number(*p)))
+                matches!(v, Key::Proto(p) if (*a..=*b).contains(&p.number()))
             }
             Key::PortRange(a, b) => match v {
                 Key::Port(p) => a <= p && p <= b,
@@ -513,17 +513,6 @@ fn key_matches(element: &[Key], packet: &[Key]) -> bool {
                 _ => false,
             },
         })
-}
-
-/// The IP protocol number (`meta l4proto` compares these).
-fn proto_number(p: L4Proto) -> u8 {
-    match p {
-        L4Proto::Icmp => 1,
-        L4Proto::Tcp => 6,
-        L4Proto::Udp => 17,
-        L4Proto::Icmpv6 => 58,
-        L4Proto::Sctp => 132,
-    }
 }
 
 fn dnat_text(addr: Ipv4Addr, port: Option<u16>) -> String {

@@ -75,12 +75,9 @@ impl Named {
 }
 
 fn proto_name(p: u8) -> String {
-    match p {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        132 => "sctp".into(),
-        n => format!("proto-{n}"),
+    match strait_plan::nft::L4Proto::from_number(p) {
+        Some(l) if l.has_ports() || l == strait_plan::nft::L4Proto::Icmp => l.as_str().into(),
+        _ => format!("proto-{p}"),
     }
 }
 

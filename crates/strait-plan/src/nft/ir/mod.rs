@@ -496,6 +496,30 @@ impl L4Proto {
     pub fn has_ports(self) -> bool {
         matches!(self, L4Proto::Tcp | L4Proto::Udp | L4Proto::Sctp)
     }
+
+    /// The IANA protocol number (what `meta l4proto` compares).
+    pub fn number(self) -> u8 {
+        match self {
+            L4Proto::Icmp => 1,
+            L4Proto::Tcp => 6,
+            L4Proto::Udp => 17,
+            L4Proto::Icmpv6 => 58,
+            L4Proto::Sctp => 132,
+        }
+    }
+
+    /// The protocol with this number, if it is one of these.
+    pub fn from_number(n: u8) -> Option<L4Proto> {
+        [
+            L4Proto::Icmp,
+            L4Proto::Tcp,
+            L4Proto::Udp,
+            L4Proto::Icmpv6,
+            L4Proto::Sctp,
+        ]
+        .into_iter()
+        .find(|p| p.number() == n)
+    }
 }
 
 /// An inclusive port range; `first == last` for one port.

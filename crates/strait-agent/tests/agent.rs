@@ -20,29 +20,8 @@ fn node_yaml(name: &str, ip: &str, cidr: &str) -> String {
 }
 
 fn setup(backend: &str) -> TwoNodes {
-    let switch = Netns::unique("stsw").unwrap();
-    switch
-        .exec_ok(&["ip", "link", "add", "br0", "type", "bridge"])
-        .unwrap();
-    switch.exec_ok(&["ip", "link", "set", "br0", "up"]).unwrap();
-    let mut nodes = Vec::new();
-    for (i, ip) in ["192.0.2.11", "192.0.2.12"].iter().enumerate() {
-        let n = Netns::unique("stnode").unwrap();
-        let port = format!("p{}-{i}", std::process::id() % 100000);
-        switch
-            .exec_ok(&[
-                "ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
-                &n.name,
-            ])
-            .unwrap();
-        switch
-            .exec_ok(&["ip", "link", "set", &port, "master", "br0", "up"])
-            .unwrap();
-        n.exec_ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"])
-            .unwrap();
-        n.exec_ok(&["ip", "link", "set", "eth0", "up"]).unwrap();
-        nodes.push(n);
-    }
+    let (switch, nodes) =
+        strait_lab::switched_hosts("stsw", "stnode", &["192.0.2.11/24", "192.0.2.12/24"]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("manifests")).unwrap();
     std::fs::write(

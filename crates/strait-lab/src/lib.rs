@@ -23,6 +23,6 @@ pub use cni::{CniCall, CniOutput, Conflist};
 pub use echo::EchoServer;
 pub use error::LabError;
 pub use fabric::{DownReport, Fabric, FabricState, LabPaths, Target};
-pub use netns::{run_in_netns, unique_name, Netns};
+pub use netns::{run_in_netns, switched_hosts, unique_name, Netns};
 pub use probe::{probe, ProbeResult, Proto};
 pub use topology::Topology;

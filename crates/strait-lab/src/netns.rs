@@ -73,6 +73,35 @@ impl Netns {
     }
 }
 
+/// Hosts on one L2 segment, for tests: a namespace `<switch_prefix>-...`
+/// holding bridge `br0` (up) and, per address (`ip/prefix`), a namespace
+/// `<host_prefix>-...` whose `eth0` has that address and is a veth into the
+/// bridge (`eth0` and `lo` up). Everything goes when the values drop.
+pub fn switched_hosts(
+    switch_prefix: &str,
+    host_prefix: &str,
+    addrs: &[&str],
+) -> io::Result<(Netns, Vec<Netns>)> {
+    let switch = Netns::unique(switch_prefix)?;
+    switch.exec_ok(&["ip", "link", "add", "br0", "type", "bridge"])?;
+    switch.exec_ok(&["ip", "link", "set", "br0", "up"])?;
+    let mut hosts = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        let host = Netns::unique(host_prefix)?;
+        // Port names only need to be unique inside the switch namespace.
+        let port = format!("p{i}");
+        switch.exec_ok(&[
+            "ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &host.name,
+        ])?;
+        switch.exec_ok(&["ip", "link", "set", &port, "master", "br0", "up"])?;
+        host.exec_ok(&["ip", "addr", "add", addr, "dev", "eth0"])?;
+        host.exec_ok(&["ip", "link", "set", "eth0", "up"])?;
+        host.exec_ok(&["ip", "link", "set", "lo", "up"])?;
+        hosts.push(host);
+    }
+    Ok((switch, hosts))
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")

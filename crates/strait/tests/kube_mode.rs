@@ -40,33 +40,12 @@ struct Cluster {
 }
 
 fn setup() -> Cluster {
-    let switch = Netns::unique("stksw").unwrap();
-    switch
-        .exec_ok(&["ip", "link", "add", "br0", "type", "bridge"])
-        .unwrap();
-    switch.exec_ok(&["ip", "link", "set", "br0", "up"]).unwrap();
+    let (switch, nodes) =
+        strait_lab::switched_hosts("stksw", "stknode", &["192.0.2.11/24", "192.0.2.12/24"])
+            .unwrap();
     switch
         .exec_ok(&["ip", "addr", "add", "192.0.2.1/24", "dev", "br0"])
         .unwrap();
-    let mut nodes = Vec::new();
-    for (i, ip) in ["192.0.2.11", "192.0.2.12"].iter().enumerate() {
-        let n = Netns::unique("stknode").unwrap();
-        let port = format!("k{}-{i}", std::process::id() % 100000);
-        switch
-            .exec_ok(&[
-                "ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
-                &n.name,
-            ])
-            .unwrap();
-        switch
-            .exec_ok(&["ip", "link", "set", &port, "master", "br0", "up"])
-            .unwrap();
-        n.exec_ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"])
-            .unwrap();
-        n.exec_ok(&["ip", "link", "set", "eth0", "up"]).unwrap();
-        n.exec_ok(&["ip", "link", "set", "lo", "up"]).unwrap();
-        nodes.push(n);
-    }
     // The API server lives in the switch namespace, reachable from both.
     let api = switch
         .run(|| FakeApi::start_on("192.0.2.1".parse().unwrap()))

@@ -33,7 +33,7 @@ pub enum ApplyError {
 }
 
 /// The chain holding the table's stamp (see [`stamped`]).
-const STAMP_CHAIN: &str = "stamp";
+pub(crate) const STAMP_CHAIN: &str = "stamp";
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ApplyError {
     let what = what.into();
@@ -107,9 +107,13 @@ impl Applier {
             return Ok(());
         }
         let stamp = stamp_of(table);
+        let mut absent = false;
         if self.last_nft.is_none() {
             // A fresh agent: what does the kernel hold already?
-            self.last_nft = kernel_stamp()?;
+            match kernel_stamp()? {
+                KernelTable::Absent => absent = true,
+                KernelTable::Stamped(s) => self.last_nft = s,
+            }
         }
         let changed = self.last_nft.as_deref() != Some(stamp.as_str());
         // Only elements changed (endpoints, Services coming and going),
@@ -128,7 +132,7 @@ impl Applier {
             ))?;
             r.changes.push(incremental_summary(name, &diff));
         } else if full || changed {
-            nft::apply(&stamped_text(table, &stamp))?;
+            crate::nft_load::load_table(table, &stamp, absent, r)?;
             if changed {
                 r.changes.push(format!("nft table inet {name} rewritten"));
             }
@@ -486,8 +490,12 @@ pub(crate) fn stamped(table: &strait_plan::nft::Table) -> (String, String) {
 /// comments. The chain goes in a second block for the same table (same
 /// transaction), so the table itself is rendered as it is, without a copy.
 pub(crate) fn stamped_text(table: &strait_plan::nft::Table, stamp: &str) -> String {
+    with_stamp(strait_plan::nft::render(table), table, stamp)
+}
+
+/// `text` (a rendering of `table`) with the stamp chain block appended.
+pub(crate) fn with_stamp(mut text: String, table: &strait_plan::nft::Table, stamp: &str) -> String {
     use strait_plan::nft::{Chain, Rule, Table, Verdict};
-    let mut text = strait_plan::nft::render(table);
     let mut block = Table::new(table.family, table.name.clone());
     block.chains.push(Chain {
         name: STAMP_CHAIN.into(),
@@ -539,13 +547,24 @@ fn incremental_summary(table: &str, diff: &str) -> String {
     text
 }
 
-pub(crate) fn kernel_stamp() -> Result<Option<String>, ApplyError> {
-    let listed = nft::list_table("inet", strait_plan::NFT_TABLE)?;
-    Ok(listed.and_then(|t| {
-        let at = t.find("comment \"strait:")?;
-        let rest = &t[at + "comment \"".len()..];
+pub(crate) fn kernel_stamp() -> Result<KernelTable, ApplyError> {
+    // Terse: without set elements, which would be most of the listing.
+    let Some(listed) = nft::list_table_terse("inet", strait_plan::NFT_TABLE)? else {
+        return Ok(KernelTable::Absent);
+    };
+    let stamp = listed.find("comment \"strait:").and_then(|at| {
+        let rest = &listed[at + "comment \"".len()..];
         rest.split('"').next().map(str::to_owned)
-    }))
+    });
+    Ok(KernelTable::Stamped(stamp))
+}
+
+/// What the kernel holds of the agent's table.
+pub(crate) enum KernelTable {
+    /// No table: nothing can break while it is being loaded.
+    Absent,
+    /// The table, with the stamp of its last complete load if it has one.
+    Stamped(Option<String>),
 }
 
 /// Whether the kernel's route `h` is the wanted `w` (a route installed

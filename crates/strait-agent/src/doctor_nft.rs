@@ -9,7 +9,7 @@
 //! element counts are compared instead.
 
 use super::{finding, Finding};
-use crate::apply::{kernel_stamp, stamped};
+use crate::apply::{kernel_stamp, stamped, KernelTable};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -96,7 +96,10 @@ pub(super) fn nft_drift(plan: &Plan, out: &mut Vec<Finding>) -> Result<(), Strin
         }
     }
     let (_, want) = stamped(&plan.nft);
-    let got = kernel_stamp().map_err(|e| e.to_string())?;
+    let got = match kernel_stamp().map_err(|e| e.to_string())? {
+        KernelTable::Absent => None,
+        KernelTable::Stamped(s) => s,
+    };
     if got.as_deref() != Some(want.as_str()) {
         out.push(finding(
             "nft",

@@ -14,6 +14,7 @@ pub mod flows;
 pub mod health_check;
 pub mod http;
 pub mod metrics;
+pub mod nft_load;
 pub mod node_file;
 pub mod policy_log;
 pub mod policy_metrics;

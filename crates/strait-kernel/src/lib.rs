@@ -10,6 +10,7 @@ pub mod neighbour;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod nft_elements;
 pub mod route;
 pub mod sysctl;
 

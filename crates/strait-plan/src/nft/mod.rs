@@ -6,6 +6,7 @@
 pub mod incremental;
 pub mod ir;
 pub mod render;
+pub mod wire;
 
 pub use ir::*;
-pub use render::render;
+pub use render::{render, render_skeleton};

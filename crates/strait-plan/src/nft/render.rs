@@ -11,10 +11,22 @@ use super::ir::{
     Addrs, BaseChain, Chain, ConcatSet, FibAddr, Key, KeyExpr, KeyType, Map, MapData, MapValue,
     Match, PortRange, RejectWith, Rule, Set, Statement, Table, Verdict,
 };
+use super::wire;
 use std::fmt::Write;
 
 /// The script: `add table`, `delete table`, then the table block.
 pub fn render(table: &Table) -> String {
+    render_with(table, false)
+}
+
+/// The same script without the elements that [`super::wire`] can write to
+/// the kernel itself (see [`super::wire::loaded_by_netlink`]): the sets and
+/// maps are declared, empty.
+pub fn render_skeleton(table: &Table) -> String {
+    render_with(table, true)
+}
+
+fn render_with(table: &Table, skeleton: bool) -> String {
     let id = format!("{} {}", table.family.as_str(), table.name);
     let mut out = format!("add table {id}\ndelete table {id}\ntable {id} {{\n");
     let mut first = true;
@@ -42,21 +54,21 @@ pub fn render(table: &Table) -> String {
             out.push('\n');
         }
         first = false;
-        render_set(&mut out, set);
+        render_set(&mut out, set, skeleton && wire::set_by_netlink(set));
     }
     for set in &table.concat_sets {
         if !first {
             out.push('\n');
         }
         first = false;
-        render_concat_set(&mut out, set);
+        render_concat_set(&mut out, set, skeleton && wire::concat_set_by_netlink(set));
     }
     for map in &table.maps {
         if !first {
             out.push('\n');
         }
         first = false;
-        render_map(&mut out, map);
+        render_map(&mut out, map, skeleton && wire::map_by_netlink(map));
     }
     for chain in &table.chains {
         if !first {
@@ -69,7 +81,7 @@ pub fn render(table: &Table) -> String {
     out
 }
 
-fn render_set(out: &mut String, set: &Set) {
+fn render_set(out: &mut String, set: &Set, no_elements: bool) {
     let _ = writeln!(out, "\tset {} {{", set.name);
     let _ = writeln!(out, "\t\ttype {}", set.kind.as_str());
     match (set.interval, set.timeout) {
@@ -82,7 +94,7 @@ fn render_set(out: &mut String, set: &Set) {
     if let Some(c) = &set.comment {
         let _ = writeln!(out, "\t\tcomment \"{}\"", quote_safe(c));
     }
-    if !set.elements.is_empty() {
+    if !set.elements.is_empty() && !no_elements {
         let mut elements = set.elements.clone();
         elements.sort();
         elements.dedup();
@@ -101,7 +113,7 @@ fn render_set(out: &mut String, set: &Set) {
     out.push_str("\t}\n");
 }
 
-fn render_concat_set(out: &mut String, set: &ConcatSet) {
+fn render_concat_set(out: &mut String, set: &ConcatSet, no_elements: bool) {
     let _ = writeln!(out, "\tset {} {{", set.name);
     let key: Vec<&str> = set.key.iter().map(|k| k.as_str()).collect();
     let _ = writeln!(out, "\t\ttype {}", key.join(" . "));
@@ -111,7 +123,7 @@ fn render_concat_set(out: &mut String, set: &ConcatSet) {
     if let Some(c) = &set.comment {
         let _ = writeln!(out, "\t\tcomment \"{}\"", quote_safe(c));
     }
-    if !set.elements.is_empty() {
+    if !set.elements.is_empty() && !no_elements {
         let mut elements: Vec<&Vec<Key>> = set.elements.iter().collect();
         elements.sort();
         elements.dedup();
@@ -125,7 +137,7 @@ fn render_concat_set(out: &mut String, set: &ConcatSet) {
     out.push_str("\t}\n");
 }
 
-fn render_map(out: &mut String, map: &Map) {
+fn render_map(out: &mut String, map: &Map, no_elements: bool) {
     let _ = writeln!(out, "\tmap {} {{", map.name);
     if map.key.iter().any(|k| matches!(k, KeyType::Numgen(_))) {
         // `numgen` has no type name of its own: declare by expression.
@@ -151,7 +163,7 @@ fn render_map(out: &mut String, map: &Map) {
     if let Some(c) = &map.comment {
         let _ = writeln!(out, "\t\tcomment \"{}\"", quote_safe(c));
     }
-    if !map.elements.is_empty() {
+    if !map.elements.is_empty() && !no_elements {
         let mut elements: Vec<&(Vec<Key>, MapData)> = map.elements.iter().collect();
         elements.sort_by(|a, b| a.0.cmp(&b.0));
         out.push_str("\t\telements = {");

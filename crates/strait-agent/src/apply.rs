@@ -47,6 +47,9 @@ pub struct Report {
     pub routes: usize,
     pub fdb: usize,
     pub neighbours: usize,
+    /// The nft table was loaded whole (created or rewritten): its counters
+    /// started again at zero.
+    pub nft_reloaded: bool,
 }
 
 pub struct Applier {
@@ -133,7 +136,8 @@ impl Applier {
             r.changes.push(incremental_summary(name, &diff));
         } else if full || changed {
             crate::nft_load::load_table(table, &stamp, absent, r)?;
-            if changed {
+            r.nft_reloaded = true;
+            if changed && !absent {
                 r.changes.push(format!("nft table inet {name} rewritten"));
             }
         }
@@ -548,15 +552,20 @@ fn incremental_summary(table: &str, diff: &str) -> String {
 }
 
 pub(crate) fn kernel_stamp() -> Result<KernelTable, ApplyError> {
-    // Terse: without set elements, which would be most of the listing.
-    let Some(listed) = nft::list_table_terse("inet", strait_plan::NFT_TABLE)? else {
+    use strait_kernel::nft_elements::FAMILY_INET;
+    use strait_kernel::nft_read;
+    // Through netlink: any `nft list` of the table fetches every element
+    // first (2 s at 10,000 Services).
+    if !nft_read::table_exists(FAMILY_INET, strait_plan::NFT_TABLE)? {
         return Ok(KernelTable::Absent);
-    };
-    let stamp = listed.find("comment \"strait:").and_then(|at| {
-        let rest = &listed[at + "comment \"".len()..];
-        rest.split('"').next().map(str::to_owned)
-    });
-    Ok(KernelTable::Stamped(stamp))
+    }
+    let comments = nft_read::rule_comments(FAMILY_INET, strait_plan::NFT_TABLE, STAMP_CHAIN)?;
+    Ok(KernelTable::Stamped(
+        comments
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.starts_with("strait:")),
+    ))
 }
 
 /// What the kernel holds of the agent's table.

@@ -56,36 +56,17 @@ impl PolicyDrops {
     }
 }
 
-/// The packets of every named counter of table `inet <table>`, from
-/// `nft -j list counters table inet <table>`.
+/// The packets of every named counter of table `inet <table>`.
 pub fn read_counters(table: &str) -> Result<Vec<(String, u64)>, String> {
-    let out = std::process::Command::new("nft")
-        .args(["-j", "list", "counters", "table", "inet", table])
-        .output()
-        .map_err(|e| format!("cannot run nft: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "nft list counters: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    parse_counters(&String::from_utf8_lossy(&out.stdout))
-}
-
-/// `{"nftables": [..., {"counter": {"name": ..., "packets": N}}]}`.
-pub fn parse_counters(json: &str) -> Result<Vec<(String, u64)>, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| format!("nft counters JSON: {e}"))?;
-    let list = v["nftables"]
-        .as_array()
-        .ok_or("nft counters JSON: no nftables list")?;
-    Ok(list
-        .iter()
-        .filter_map(|o| {
-            let c = o.get("counter")?;
-            Some((c["name"].as_str()?.to_string(), c["packets"].as_u64()?))
+    // Through netlink: `nft list counters` fetches every set element first
+    // (1.5 s at 10,000 Services), and this runs on every sync.
+    strait_kernel::nft_read::counters(strait_kernel::nft_elements::FAMILY_INET, table)
+        .map(|all| {
+            all.into_iter()
+                .map(|(name, packets, _)| (name, packets))
+                .collect()
         })
-        .collect())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -99,16 +80,6 @@ mod tests {
                 direction: direction.into(),
             })
             .get()
-    }
-
-    #[test]
-    fn parses_nft_json() {
-        let json = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"counter": {"family": "inet", "name": "pol-in.ns.a", "table": "t", "handle": 3, "packets": 7, "bytes": 420}}]}"#;
-        assert_eq!(
-            parse_counters(json).unwrap(),
-            vec![("pol-in.ns.a".to_string(), 7)]
-        );
-        assert!(parse_counters("{}").is_err());
     }
 
     #[test]

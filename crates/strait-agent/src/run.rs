@@ -185,7 +185,7 @@ fn sync_snapshot(
         m.set_owned("fdb", report.fdb);
         m.set_owned("neighbour", report.neighbours);
         m.set_owned("nft_table", 1);
-        if full || report.changes.iter().any(|c| c.ends_with("rewritten")) {
+        if report.nft_reloaded {
             m.policy_drops.restarted();
         }
     }

@@ -9,8 +9,10 @@ pub mod link;
 pub mod neighbour;
 pub mod netlink;
 pub mod netns;
+mod nfnl;
 pub mod nft;
 pub mod nft_elements;
+pub mod nft_read;
 pub mod route;
 pub mod sysctl;
 

@@ -32,16 +32,6 @@ pub fn list_table(family: &str, name: &str) -> Result<Option<String>, NftError> 
     }
 }
 
-/// The table as `nft -t list table` prints it (without set and map
-/// elements), or None if it does not exist.
-pub fn list_table_terse(family: &str, name: &str) -> Result<Option<String>, NftError> {
-    match run(&["-t", "list", "table", family, name], None) {
-        Ok(out) => Ok(Some(out)),
-        Err(NftError::Rejected(msg)) if msg.contains("No such file or directory") => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 /// Deletes a table; a missing table is not an error.
 pub fn delete_table(family: &str, name: &str) -> Result<(), NftError> {
     // `destroy` (nft 1.0.8+) is not in Debian 12's nft 1.0.6: add-then-delete

@@ -1,0 +1,213 @@
+//! nfnetlink framing for the few nftables messages strait sends itself
+//! (see `nft_elements` and `nft_read`): message and attribute builders, a
+//! request/dump exchange on a NETLINK_NETFILTER socket, and an attribute
+//! walker. Everything else about nftables goes through the `nft` binary.
+
+use crate::nft::NftError;
+use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+
+pub(crate) const NLMSG_ERROR: u16 = 2;
+pub(crate) const NLMSG_DONE: u16 = 3;
+pub(crate) const NLM_F_REQUEST: u16 = 0x1;
+pub(crate) const NLM_F_ACK: u16 = 0x4;
+pub(crate) const NLM_F_DUMP: u16 = 0x300;
+pub(crate) const NLM_F_CREATE: u16 = 0x400;
+const NLA_F_NESTED: u16 = 0x8000;
+pub(crate) const NFNL_SUBSYS_NFTABLES: u16 = 10;
+
+/// The nftables message type `msg` (`NFT_MSG_*`) as nfnetlink numbers it.
+pub(crate) fn nft_type(msg: u16) -> u16 {
+    (NFNL_SUBSYS_NFTABLES << 8) | msg
+}
+
+/// A buffer of netlink messages being built.
+#[derive(Default)]
+pub(crate) struct Builder {
+    pub buf: Vec<u8>,
+    seq: u32,
+}
+
+impl Builder {
+    /// Starts a message: nlmsghdr + nfgenmsg; its length is fixed by
+    /// [`Builder::finish`] (header-only messages are complete as they are).
+    pub fn message(&mut self, kind: u16, flags: u16, family: u8, res_id: u16) -> usize {
+        let start = self.buf.len();
+        self.seq += 1;
+        self.buf.extend_from_slice(&20u32.to_ne_bytes());
+        self.buf.extend_from_slice(&kind.to_ne_bytes());
+        self.buf.extend_from_slice(&flags.to_ne_bytes());
+        self.buf.extend_from_slice(&self.seq.to_ne_bytes());
+        self.buf.extend_from_slice(&0u32.to_ne_bytes());
+        self.buf.push(family);
+        self.buf.push(0); // NFNETLINK_V0
+        self.buf.extend_from_slice(&res_id.to_be_bytes());
+        start
+    }
+
+    /// Fixes the length of the message that starts at `start`.
+    pub fn finish(&mut self, start: usize) {
+        let len = (self.buf.len() - start) as u32;
+        self.buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
+    }
+
+    pub fn attr(&mut self, kind: u16, value: &[u8]) {
+        let len = 4 + value.len();
+        self.buf.extend_from_slice(&(len as u16).to_ne_bytes());
+        self.buf.extend_from_slice(&kind.to_ne_bytes());
+        self.buf.extend_from_slice(value);
+        while !self.buf.len().is_multiple_of(4) {
+            self.buf.push(0);
+        }
+    }
+
+    /// A NUL-terminated string attribute.
+    pub fn attr_str(&mut self, kind: u16, value: &str) {
+        let len = 4 + value.len() + 1;
+        self.buf.extend_from_slice(&(len as u16).to_ne_bytes());
+        self.buf.extend_from_slice(&kind.to_ne_bytes());
+        self.buf.extend_from_slice(value.as_bytes());
+        self.buf.push(0);
+        while !self.buf.len().is_multiple_of(4) {
+            self.buf.push(0);
+        }
+    }
+
+    pub fn nest_start(&mut self, kind: u16) -> usize {
+        let at = self.buf.len();
+        self.buf.extend_from_slice(&0u16.to_ne_bytes());
+        self.buf
+            .extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+        at
+    }
+
+    pub fn nest_end(&mut self, at: usize) {
+        let len = (self.buf.len() - at) as u16;
+        self.buf[at..at + 2].copy_from_slice(&len.to_ne_bytes());
+    }
+}
+
+/// A socket in the calling thread's network namespace.
+pub(crate) fn socket(what: &str) -> Result<Socket, NftError> {
+    let err = |step: &str, e: std::io::Error| NftError::Rejected(format!("{what}: {step}: {e}"));
+    let mut socket = Socket::new(NETLINK_NETFILTER).map_err(|e| err("socket", e))?;
+    socket.bind_auto().map_err(|e| err("bind", e))?;
+    socket
+        .connect(&SocketAddr::new(0, 0))
+        .map_err(|e| err("connect", e))?;
+    // Errors carry only the failing message's header, and the kernel's
+    // text; neither is fatal if refused.
+    let _ = socket.set_cap_ack(true);
+    let _ = socket.set_ext_ack(true);
+    Ok(socket)
+}
+
+/// Reads answers until `done` says so: calls `each(type, message)` for
+/// every message that is not an ACK; an error answer ends with
+/// `Err(errno, kernel's text)`. `done` sees the number of ACKs so far and
+/// whether NLMSG_DONE arrived.
+pub(crate) fn receive(
+    socket: &Socket,
+    what: &str,
+    mut each: impl FnMut(u16, &[u8]),
+    done: impl Fn(u32, bool) -> bool,
+) -> Result<Result<(), (i32, Option<String>)>, NftError> {
+    let mut acks = 0;
+    let mut finished = false;
+    while !done(acks, finished) {
+        let (data, _) = socket
+            .recv_from_full()
+            .map_err(|e| NftError::Rejected(format!("{what}: receive: {e}")))?;
+        let mut at = 0;
+        while at + 16 <= data.len() {
+            let len = u32::from_ne_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+            let kind = u16::from_ne_bytes(data[at + 4..at + 6].try_into().unwrap());
+            if len < 16 || at + len > data.len() {
+                return Err(NftError::Rejected(format!(
+                    "{what}: malformed answer from the kernel"
+                )));
+            }
+            let msg = &data[at..at + len];
+            match kind {
+                NLMSG_DONE => finished = true,
+                NLMSG_ERROR if len >= 20 => {
+                    let code = i32::from_ne_bytes(msg[16..20].try_into().unwrap());
+                    if code != 0 {
+                        return Ok(Err((-code, ext_ack_text(msg))));
+                    }
+                    acks += 1;
+                }
+                _ => each(kind, msg),
+            }
+            at += (len + 3) & !3;
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Sends a dump request (one message built by `build`) and collects the
+/// answers' attribute areas (after nlmsghdr and nfgenmsg). `Ok(None)`:
+/// the kernel said ENOENT (no such table, chain or set).
+pub(crate) fn dump(
+    what: &str,
+    build: impl FnOnce(&mut Builder),
+) -> Result<Option<Vec<Vec<u8>>>, NftError> {
+    let socket = socket(what)?;
+    let mut b = Builder::default();
+    build(&mut b);
+    socket
+        .send(&b.buf, 0)
+        .map_err(|e| NftError::Rejected(format!("{what}: send: {e}")))?;
+    let mut out = Vec::new();
+    let answer = receive(
+        &socket,
+        what,
+        |_, msg| {
+            if msg.len() > 20 {
+                out.push(msg[20..].to_vec());
+            }
+        },
+        |_, finished| finished,
+    )?;
+    match answer {
+        Ok(()) => Ok(Some(out)),
+        Err((libc::ENOENT, _)) => Ok(None),
+        Err((errno, text)) => Err(NftError::Rejected(format!(
+            "{what}: {}{}",
+            std::io::Error::from_raw_os_error(errno),
+            text.map(|t| format!(" ({t})")).unwrap_or_default()
+        ))),
+    }
+}
+
+/// The attributes in `buf`: (type without flags, payload).
+pub(crate) fn attrs(buf: &[u8]) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 4 <= buf.len() {
+        let len = u16::from_ne_bytes([buf[at], buf[at + 1]]) as usize;
+        let kind = u16::from_ne_bytes([buf[at + 2], buf[at + 3]]) & 0x3fff;
+        if len < 4 || at + len > buf.len() {
+            break;
+        }
+        out.push((kind, &buf[at + 4..at + len]));
+        at += (len + 3) & !3;
+    }
+    out
+}
+
+/// A NUL-terminated string attribute's text.
+pub(crate) fn text(v: &[u8]) -> String {
+    let s = v.split(|b| *b == 0).next().unwrap_or_default();
+    String::from_utf8_lossy(s).into_owned()
+}
+
+/// The kernel's error text (NLMSGERR_ATTR_MSG) from an error message sent
+/// with NETLINK_CAP_ACK, if any.
+fn ext_ack_text(msg: &[u8]) -> Option<String> {
+    // nlmsghdr (16) + error (4) + the failing message's nlmsghdr (16), then
+    // the TLVs.
+    attrs(msg.get(36..)?)
+        .into_iter()
+        .find(|(kind, _)| *kind == 1)
+        .map(|(_, v)| text(v))
+}

@@ -5,7 +5,9 @@
 //!
 //! Every call compares against the live kernel, so anything deleted by hand
 //! comes back on the next sync; the nft table is rewritten in one
-//! transaction when its text changed, and on every full resync.
+//! transaction when its text changed, and on every full resync. Whether
+//! the kernel still holds the table this agent loaded is checked on every
+//! sync (its stamp, read through netlink).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -106,18 +108,31 @@ impl Applier {
         full: bool,
         r: &mut Report,
     ) -> Result<(), ApplyError> {
+        let name = strait_plan::NFT_TABLE;
+        // Every sync: is the kernel's table still the one this agent loaded
+        // last? Two small netlink dumps; a table deleted or replaced behind
+        // the agent's back (`nft flush ruleset`, a firewall reload) is put
+        // back by this sync, not the next full resync.
+        let (absent, in_kernel) = match kernel_stamp()? {
+            KernelTable::Absent => (true, None),
+            KernelTable::Stamped(s) => (false, s),
+        };
+        if in_kernel != self.last_nft {
+            if let Some(mine) = &self.last_nft {
+                r.changes.push(format!(
+                    "nft table inet {name} was {} outside the agent (stamp {}, loaded {mine})",
+                    if absent { "deleted" } else { "changed" },
+                    in_kernel.as_deref().unwrap_or("none")
+                ));
+            }
+            // Nothing to diff against: what the kernel holds is not known.
+            self.last_nft = in_kernel;
+            self.last_table = None;
+        }
         if !full && self.last_table.as_ref() == Some(table) {
             return Ok(());
         }
         let stamp = stamp_of(table);
-        let mut absent = false;
-        if self.last_nft.is_none() {
-            // A fresh agent: what does the kernel hold already?
-            match kernel_stamp()? {
-                KernelTable::Absent => absent = true,
-                KernelTable::Stamped(s) => self.last_nft = s,
-            }
-        }
         let changed = self.last_nft.as_deref() != Some(stamp.as_str());
         // Only elements changed (endpoints, Services coming and going),
         // maybe with whole maps and chains added or removed (a Service
@@ -128,7 +143,6 @@ impl Applier {
             (Some(old), true) => strait_plan::nft::incremental::changes(old, table),
             _ => None,
         };
-        let name = strait_plan::NFT_TABLE;
         if let Some(diff) = diff {
             nft::apply(&format!(
                 "{diff}flush chain inet {name} {STAMP_CHAIN}\nadd rule inet {name} {STAMP_CHAIN} return comment \"{stamp}\"\n"

@@ -1,6 +1,8 @@
 //! The agent loop: source -> snapshot -> compile -> apply, on every change
 //! of the source and at least once a second (so drift is repaired within
-//! seconds), with the nft table rewritten in full every `resync`.
+//! seconds), with the nft table rewritten in full every `resync`; a table
+//! deleted or replaced outside the agent is noticed by its stamp on every
+//! sync.
 //!
 //! Kernel state outlives the agent: stopping or restarting it changes
 //! nothing that is right, and a new agent's first sync is a no-op diff.

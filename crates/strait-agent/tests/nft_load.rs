@@ -166,7 +166,9 @@ fn services(n: usize) -> String {
 
 /// Through the agent: a first sync into a namespace without the table takes
 /// the netlink path; an agent started later finds the stamp and changes
-/// nothing; the next sync with the table present is the atomic rewrite.
+/// nothing; the next sync with the table present is the atomic rewrite. A
+/// table deleted or changed behind the agent's back is put back by the next
+/// ordinary (not full) sync.
 #[test]
 fn the_agent_loads_a_large_table_through_netlink_only_when_none_exists() {
     let ns = Netns::unique("stldG").unwrap();
@@ -186,8 +188,8 @@ fn the_agent_loads_a_large_table_through_netlink_only_when_none_exists() {
     .unwrap();
     std::fs::write(dir.path().join("manifests/all.yaml"), services(600)).unwrap();
     let opts = common::once_options(dir.path(), "node-1");
-    let [first, restarted, full] = ns
-        .run(move || -> Result<[Vec<String>; 3], String> {
+    let [first, restarted, full, deleted, changed, quiet] = ns
+        .run(move || -> Result<[Vec<String>; 6], String> {
             let cfg = load_config(&opts.config)?;
             let mut nl = strait_kernel::Netlink::open().map_err(|e| e.to_string())?;
             let mut applier = Applier::new(&opts.node_file).map_err(|e| e.to_string())?;
@@ -196,7 +198,13 @@ fn the_agent_loads_a_large_table_through_netlink_only_when_none_exists() {
             let mut applier = Applier::new(&opts.node_file).map_err(|e| e.to_string())?;
             let restarted = sync_once(&cfg, &opts, &mut applier, &mut nl, false, None)?.changes;
             let full = sync_once(&cfg, &opts, &mut applier, &mut nl, true, None)?.changes;
-            Ok([first, restarted, full])
+            strait_kernel::nft::apply("delete table inet strait\n").map_err(|e| e.to_string())?;
+            let deleted = sync_once(&cfg, &opts, &mut applier, &mut nl, false, None)?.changes;
+            strait_kernel::nft::apply("flush chain inet strait stamp\n")
+                .map_err(|e| e.to_string())?;
+            let changed = sync_once(&cfg, &opts, &mut applier, &mut nl, false, None)?.changes;
+            let quiet = sync_once(&cfg, &opts, &mut applier, &mut nl, false, None)?.changes;
+            Ok([first, restarted, full, deleted, changed, quiet])
         })
         .unwrap()
         .unwrap();
@@ -214,6 +222,23 @@ fn the_agent_loads_a_large_table_through_netlink_only_when_none_exists() {
         !full.iter().any(|c| c.contains("netlink")),
         "with the table present, a full resync must be one atomic nft transaction: {full:?}"
     );
+    assert!(
+        deleted
+            .iter()
+            .any(|c| c.contains("was deleted outside the agent"))
+            && deleted
+                .iter()
+                .any(|c| c.contains("elements loaded through netlink")),
+        "{deleted:?}"
+    );
+    assert!(
+        changed
+            .iter()
+            .any(|c| c.contains("was changed outside the agent"))
+            && changed.iter().any(|c| c.ends_with("rewritten")),
+        "{changed:?}"
+    );
+    assert!(!quiet.iter().any(|c| c.contains("nft")), "{quiet:?}");
     // 600 Services x 2 endpoints reach the map, each key once.
     let eps = ns
         .exec_ok(&["nft", "list", "map", "inet", "strait", "eps-n2"])

@@ -39,10 +39,7 @@ pub fn wanted(snap: &Snapshot, node: &str) -> BTreeMap<u16, Check> {
         let local_endpoints = snap
             .slices_for(ns, name)
             .flat_map(|s| s.endpoints.iter())
-            .filter(|e| {
-                e.node_name.as_deref() == Some(node)
-                    && e.conditions.as_ref().and_then(|c| c.ready) != Some(false)
-            })
+            .filter(|e| e.node_name.as_deref() == Some(node) && e.conditions.ready != Some(false))
             .count();
         out.insert(
             port,

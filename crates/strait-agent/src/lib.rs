@@ -13,6 +13,7 @@ pub mod drop_feed;
 pub mod flows;
 pub mod health_check;
 pub mod http;
+pub mod malloc_policy;
 pub mod metrics;
 pub mod nft_load;
 pub mod node_file;

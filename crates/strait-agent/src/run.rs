@@ -206,6 +206,7 @@ fn config_stamp(path: &Path) -> Option<(u64, Option<SystemTime>)> {
 }
 
 pub fn run(opts: Options) -> Result<(), String> {
+    crate::malloc_policy::return_large_allocations();
     let mut cfg = load_options_config(&opts)?;
     let mut cfg_stamp = config_stamp(&opts.config);
     let mut source = Source::open(&opts)?;

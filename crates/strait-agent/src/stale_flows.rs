@@ -47,8 +47,8 @@ pub fn udp_endpoints(snap: &Snapshot) -> UdpEndpoints {
         let endpoints: BTreeSet<IpAddr> = snap
             .slices_for(&ns, &name)
             .flat_map(|s| s.endpoints.iter())
-            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false))
-            .flat_map(|e| e.addresses.iter().filter_map(|a| a.parse().ok()))
+            .filter(|e| e.conditions.ready != Some(false))
+            .flat_map(|e| e.addresses.iter().copied())
             .collect();
         for p in spec.ports.iter().flatten() {
             if p.protocol.as_deref() != Some("UDP") {

@@ -9,7 +9,7 @@
 //! "listed" signal that turns readiness back on. A resumed watch on an idle
 //! cluster would otherwise give no sign that the API is back.
 
-use crate::state::{Shared, Status};
+use crate::state::{trim, Shared, Status};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -207,11 +207,16 @@ where
     let mut backoff = DefaultBackoff::default();
     loop {
         let mut stream = std::pin::pin!(watcher::watcher(api.clone(), watcher::Config::default()));
-        let mut listing: Vec<Object> = Vec::new();
+        // A full list is gathered in a scratch snapshot, so each object is
+        // trimmed (and an EndpointSlice made slim) as it arrives instead of
+        // the whole list waiting in its k8s-openapi form.
+        let mut listing = Snapshot::default();
         let error = loop {
             match stream.next().await {
-                Some(Ok(Event::Init)) => listing.clear(),
-                Some(Ok(Event::InitApply(o))) => listing.push(wrap(o)),
+                Some(Ok(Event::Init)) => listing = Snapshot::default(),
+                Some(Ok(Event::InitApply(o))) => {
+                    listing.apply(trim(wrap(o)));
+                }
                 Some(Ok(Event::InitDone)) => {
                     shared.replace(kind, std::mem::take(&mut listing));
                     kube::runtime::utils::Backoff::reset(&mut backoff);

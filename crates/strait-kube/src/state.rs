@@ -55,14 +55,17 @@ pub(crate) fn trim(mut obj: Object) -> Object {
     obj
 }
 
-fn clear(snap: &mut Snapshot, kind: Kind) {
+/// Replaces `snap`'s list of `kind` with `from`'s (the other lists of
+/// `from` are dropped).
+fn replace_kind(snap: &mut Snapshot, kind: Kind, mut from: Snapshot) {
+    from.shrink_to_fit();
     match kind {
-        Kind::Namespace => snap.namespaces.clear(),
-        Kind::Node => snap.nodes.clear(),
-        Kind::Pod => snap.pods.clear(),
-        Kind::Service => snap.services.clear(),
-        Kind::EndpointSlice => snap.endpoint_slices.clear(),
-        Kind::NetworkPolicy => snap.network_policies.clear(),
+        Kind::Namespace => snap.namespaces = from.namespaces,
+        Kind::Node => snap.nodes = from.nodes,
+        Kind::Pod => snap.pods = from.pods,
+        Kind::Service => snap.services = from.services,
+        Kind::EndpointSlice => snap.endpoint_slices = from.endpoint_slices,
+        Kind::NetworkPolicy => snap.network_policies = from.network_policies,
     }
 }
 
@@ -79,13 +82,11 @@ impl Shared {
         self.changed.notify_all();
     }
 
-    /// A full list of `kind` arrived: it replaces what was kept, atomically.
-    pub(crate) fn replace(&self, kind: Kind, objects: Vec<Object>) {
+    /// A full list of `kind` arrived (gathered in `listing`, each object
+    /// [`trim`]med): it replaces what was kept, atomically.
+    pub(crate) fn replace(&self, kind: Kind, listing: Snapshot) {
         let mut inner = self.lock();
-        clear(&mut inner.snap, kind);
-        for o in objects {
-            inner.snap.apply(trim(o));
-        }
+        replace_kind(&mut inner.snap, kind, listing);
         let k = &mut inner.kinds[index(kind)];
         k.listed = true;
         k.error = None;

@@ -1,12 +1,12 @@
 //! The cluster as one node sees it: every object strait reads, as
-//! k8s-openapi types, each list sorted by (namespace, name) so equal inputs
-//! give equal snapshots whatever order they arrived in. Both sources (the
-//! manifest store and, later, the Kubernetes API) produce this; nothing
-//! downstream knows which one did.
+//! k8s-openapi types (EndpointSlices as the slimmer [`Slice`]), each list
+//! sorted by (namespace, name) so equal inputs give equal snapshots
+//! whatever order they arrived in. Both sources (the manifest store and the
+//! Kubernetes API) produce this; nothing downstream knows which one did.
 
+use crate::endpoint_slice::Slice;
 use crate::manifest::{Kind, Object, DEFAULT_NAMESPACE};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::Metadata;
@@ -17,21 +17,42 @@ pub struct Snapshot {
     pub namespaces: Vec<Namespace>,
     pub pods: Vec<Pod>,
     pub services: Vec<Service>,
-    pub endpoint_slices: Vec<EndpointSlice>,
+    pub endpoint_slices: Vec<Slice>,
     pub network_policies: Vec<NetworkPolicy>,
 }
 
-/// The sort key of an object: (namespace or "", name).
-fn key<T: Metadata<Ty = ObjectMeta>>(o: &T) -> (&str, &str) {
-    let m = o.metadata();
-    (
-        m.namespace.as_deref().unwrap_or(""),
-        m.name.as_deref().unwrap_or(""),
-    )
+/// What a snapshot list is sorted by: (namespace or "", name).
+trait Keyed {
+    fn key(&self) -> (&str, &str);
+}
+
+impl<T: Metadata<Ty = ObjectMeta>> Keyed for T {
+    fn key(&self) -> (&str, &str) {
+        let m = self.metadata();
+        (
+            m.namespace.as_deref().unwrap_or(""),
+            m.name.as_deref().unwrap_or(""),
+        )
+    }
+}
+
+impl Keyed for Slice {
+    fn key(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
+    }
+}
+
+fn key<T: Keyed>(o: &T) -> (&str, &str) {
+    o.key()
 }
 
 /// Inserts or replaces `obj` in a sorted list; returns the replaced object.
-fn upsert<T: Metadata<Ty = ObjectMeta>>(list: &mut Vec<T>, obj: T) -> Option<T> {
+fn upsert<T: Keyed>(list: &mut Vec<T>, obj: T) -> Option<T> {
+    // Sources usually hand objects over in order: try the end first.
+    if list.last().is_none_or(|l| key(l) < key(&obj)) {
+        list.push(obj);
+        return None;
+    }
     match list.binary_search_by(|o| key(o).cmp(&key(&obj))) {
         Ok(i) => Some(std::mem::replace(&mut list[i], obj)),
         Err(i) => {
@@ -41,13 +62,13 @@ fn upsert<T: Metadata<Ty = ObjectMeta>>(list: &mut Vec<T>, obj: T) -> Option<T> 
     }
 }
 
-fn remove<T: Metadata<Ty = ObjectMeta>>(list: &mut Vec<T>, ns: &str, name: &str) -> Option<T> {
+fn remove<T: Keyed>(list: &mut Vec<T>, ns: &str, name: &str) -> Option<T> {
     list.binary_search_by(|o| key(o).cmp(&(ns, name)))
         .ok()
         .map(|i| list.remove(i))
 }
 
-fn sort_dedup<T: Metadata<Ty = ObjectMeta>>(list: &mut Vec<T>) {
+fn sort_dedup<T: Keyed>(list: &mut Vec<T>) {
     // Stable sort, then keep the last of equal keys: later objects win.
     list.sort_by(|a, b| key(a).cmp(&key(b)));
     let mut out: Vec<T> = Vec::with_capacity(list.len());
@@ -80,9 +101,8 @@ impl Snapshot {
             Object::Node(o) => upsert(&mut self.nodes, o).map(Object::Node),
             Object::Pod(o) => upsert(&mut self.pods, o).map(Object::Pod),
             Object::Service(o) => upsert(&mut self.services, o).map(Object::Service),
-            Object::EndpointSlice(o) => {
-                upsert(&mut self.endpoint_slices, o).map(Object::EndpointSlice)
-            }
+            Object::EndpointSlice(o) => upsert(&mut self.endpoint_slices, Slice::from_k8s(o))
+                .map(|old| Object::EndpointSlice(old.to_k8s())),
             Object::NetworkPolicy(o) => {
                 upsert(&mut self.network_policies, o).map(Object::NetworkPolicy)
             }
@@ -104,9 +124,8 @@ impl Snapshot {
             Kind::Node => remove(&mut self.nodes, ns, name).map(Object::Node),
             Kind::Pod => remove(&mut self.pods, ns, name).map(Object::Pod),
             Kind::Service => remove(&mut self.services, ns, name).map(Object::Service),
-            Kind::EndpointSlice => {
-                remove(&mut self.endpoint_slices, ns, name).map(Object::EndpointSlice)
-            }
+            Kind::EndpointSlice => remove(&mut self.endpoint_slices, ns, name)
+                .map(|old| Object::EndpointSlice(old.to_k8s())),
             Kind::NetworkPolicy => {
                 remove(&mut self.network_policies, ns, name).map(Object::NetworkPolicy)
             }
@@ -130,15 +149,9 @@ impl Snapshot {
         &'a self,
         namespace: &'a str,
         name: &'a str,
-    ) -> impl Iterator<Item = &'a EndpointSlice> + 'a {
+    ) -> impl Iterator<Item = &'a Slice> + 'a {
         self.endpoint_slices.iter().filter(move |s| {
-            s.metadata.namespace.as_deref() == Some(namespace)
-                && s.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("kubernetes.io/service-name"))
-                    .map(String::as_str)
-                    == Some(name)
+            s.namespace == namespace && s.label("kubernetes.io/service-name") == Some(name)
         })
     }
 
@@ -147,7 +160,20 @@ impl Snapshot {
         find_by_key(&self.nodes, "", name)
     }
 
-    /// Every object, kinds in [`Kind::ALL`] order, each kind sorted.
+    /// Gives back the spare capacity of every list (a list grown one object
+    /// at a time has up to half its length spare, kept for the snapshot's
+    /// life).
+    pub fn shrink_to_fit(&mut self) {
+        self.nodes.shrink_to_fit();
+        self.namespaces.shrink_to_fit();
+        self.pods.shrink_to_fit();
+        self.services.shrink_to_fit();
+        self.endpoint_slices.shrink_to_fit();
+        self.network_policies.shrink_to_fit();
+    }
+
+    /// Every object, kinds in [`Kind::ALL`] order, each kind sorted
+    /// (EndpointSlices as [`Slice::to_k8s`] gives them).
     pub fn objects(&self) -> Vec<Object> {
         let mut out = Vec::with_capacity(self.len());
         out.extend(self.namespaces.iter().cloned().map(Object::Namespace));
@@ -157,8 +183,7 @@ impl Snapshot {
         out.extend(
             self.endpoint_slices
                 .iter()
-                .cloned()
-                .map(Object::EndpointSlice),
+                .map(|s| Object::EndpointSlice(s.to_k8s())),
         );
         out.extend(
             self.network_policies
@@ -184,11 +209,7 @@ impl Snapshot {
     }
 }
 
-fn find_by_key<'a, T: Metadata<Ty = ObjectMeta>>(
-    list: &'a [T],
-    ns: &str,
-    name: &str,
-) -> Option<&'a T> {
+fn find_by_key<'a, T: Keyed>(list: &'a [T], ns: &str, name: &str) -> Option<&'a T> {
     match list.binary_search_by(|o| key(o).cmp(&(ns, name))) {
         Ok(i) => Some(&list[i]),
         // A hand-built snapshot may be unsorted: fall back to a scan.

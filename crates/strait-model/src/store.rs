@@ -70,6 +70,7 @@ impl ManifestStore {
                 snap.apply(object);
             })?;
         }
+        snap.shrink_to_fit();
         Ok(snap)
     }
 }

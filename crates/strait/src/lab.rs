@@ -399,7 +399,7 @@ fn service_ports(c: &Cluster, lab: &str) -> Vec<(String, u16, String, bool)> {
         let ready = snap
             .slices_for(&ns, &name)
             .flat_map(|s| s.endpoints.iter())
-            .any(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false));
+            .any(|e| e.conditions.ready != Some(false));
         for p in spec.ports.iter().flatten() {
             let proto = p
                 .protocol

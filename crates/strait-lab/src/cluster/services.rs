@@ -153,18 +153,8 @@ impl Cluster {
         }
         // Remove stale lab-managed slices, then write the wanted ones.
         for s in &snap.endpoint_slices {
-            let managed = s
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(MANAGED_BY))
-                .is_some_and(|v| v == LAB_CONTROLLER);
-            let file = format!(
-                "endpointslice.{}.{}.json",
-                s.metadata.namespace.clone().unwrap_or_default(),
-                s.metadata.name.clone().unwrap_or_default()
-            )
-            .to_lowercase();
+            let managed = s.label(MANAGED_BY) == Some(LAB_CONTROLLER);
+            let file = format!("endpointslice.{}.{}.json", s.namespace, s.name).to_lowercase();
             if managed && !wanted.contains_key(&file) {
                 let _ = std::fs::remove_file(dir.join(&file));
             }

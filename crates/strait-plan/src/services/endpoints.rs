@@ -53,17 +53,13 @@ pub(super) fn port_u16(p: i32) -> Option<u16> {
 
 /// Endpoints of the Service port named `port_name` with `proto`, from the
 /// service's slices (each slice says the resolved port per port name).
-pub(super) fn endpoints_for(
-    slices: &[&EndpointSlice],
-    port_name: &str,
-    proto: L4Proto,
-) -> Vec<Endpoint> {
+pub(super) fn endpoints_for(slices: &[&Slice], port_name: &str, proto: L4Proto) -> Vec<Endpoint> {
     let mut out = Vec::new();
     for slice in slices {
         if slice.address_type != "IPv4" {
             continue;
         }
-        let Some(port) = slice.ports.iter().flatten().find_map(|p| {
+        let Some(port) = slice.ports.iter().find_map(|p| {
             let same_name = p.name.as_deref().unwrap_or("") == port_name;
             let same_proto = proto_of(p.protocol.as_deref()) == Some(proto);
             if same_name && same_proto {
@@ -75,17 +71,17 @@ pub(super) fn endpoints_for(
             continue;
         };
         for e in &slice.endpoints {
-            let c = e.conditions.clone().unwrap_or_default();
+            let c = e.conditions;
             let ready = c.ready != Some(false);
             // kube-proxy's reading: nil ready and nil serving mean true.
             let serving = c.serving != Some(false);
             let terminating = c.terminating.unwrap_or(false);
             for a in &e.addresses {
-                if let Ok(ip) = a.parse::<Ipv4Addr>() {
+                if let IpAddr::V4(ip) = *a {
                     out.push(Endpoint {
                         ip,
                         port,
-                        node: e.node_name.clone(),
+                        node: e.node_name.as_deref().map(str::to_string),
                         ready,
                         serving,
                         terminating,

@@ -50,8 +50,7 @@ use crate::nft::{
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use strait_model::k8s::api::core::v1::Service;
-use strait_model::k8s::api::discovery::v1::EndpointSlice;
-use strait_model::Snapshot;
+use strait_model::{Slice, Snapshot};
 
 /// The mark bit that asks postrouting to masquerade.
 pub const MASQUERADE_MARK: u32 = 0x4000;
@@ -119,16 +118,10 @@ pub fn add_to_table(
     table: &mut Table,
     warnings: &mut Vec<String>,
 ) {
-    let mut slices: HashMap<(&str, &str), Vec<&EndpointSlice>> = HashMap::new();
+    let mut slices: HashMap<(&str, &str), Vec<&Slice>> = HashMap::new();
     for s in &snap.endpoint_slices {
-        let (ns, _) = strait_model::namespace_and_name(&s.metadata);
-        if let Some(svc) = s
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(SERVICE_NAME_LABEL))
-        {
-            slices.entry((ns, svc.as_str())).or_default().push(s);
+        if let Some(svc) = s.label(SERVICE_NAME_LABEL) {
+            slices.entry((&s.namespace, svc)).or_default().push(s);
         }
     }
     let mut services: Vec<&Service> = snap.services.iter().collect();

@@ -9,7 +9,7 @@ pub(super) fn add_service(
     ns: &str,
     name: &str,
     svc: &Service,
-    slices: &[&EndpointSlice],
+    slices: &[&Slice],
     built: &mut Built,
     warnings: &mut Vec<String>,
 ) -> bool {

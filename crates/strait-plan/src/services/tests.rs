@@ -2,7 +2,7 @@ use super::*;
 use crate::nft::Family;
 use strait_model::k8s::api::core::v1::{ServicePort, ServiceSpec};
 use strait_model::k8s::api::discovery::v1::{
-    Endpoint as SliceEndpoint, EndpointConditions, EndpointPort,
+    Endpoint as SliceEndpoint, EndpointConditions, EndpointPort, EndpointSlice,
 };
 use strait_model::parse_manifests;
 
@@ -370,7 +370,8 @@ fn big_snapshot(services: usize, endpoints: usize) -> Snapshot {
                 ..Default::default()
             })
             .collect();
-        snap.endpoint_slices.push(slice);
+        snap.endpoint_slices
+            .push(strait_model::Slice::from_k8s(slice));
     }
     snap
 }

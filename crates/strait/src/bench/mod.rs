@@ -66,6 +66,10 @@ pub enum Which {
         sizes: Vec<usize>,
         #[arg(long)]
         write: Option<PathBuf>,
+        /// Only measure the agent's peak RSS syncing this many Services
+        /// (prints it; no sync timings, nothing written).
+        #[arg(long, conflicts_with = "write")]
+        rss_only: Option<usize>,
     },
 }
 
@@ -83,7 +87,10 @@ pub fn run(which: Which) -> Result<(), String> {
             nodes,
             write,
         } => lab::run(seconds, rounds, nodes, write),
-        Which::Services { sizes, write } => services::run(&sizes, write),
+        Which::Services {
+            rss_only: Some(n), ..
+        } => services::rss_only(n),
+        Which::Services { sizes, write, .. } => services::run(&sizes, write),
         Which::Policy {
             policies,
             pods,

@@ -372,6 +372,13 @@ fn agent_peak_rss_mib(n: usize) -> Result<f64, String> {
     result
 }
 
+/// `strait bench services --rss-only N`: just [`agent_peak_rss_mib`].
+pub fn rss_only(n: usize) -> Result<(), String> {
+    let rss = agent_peak_rss_mib(n)?;
+    println!("Agent peak RSS syncing {n} Services x 10 endpoints (`strait agent --once`, nft not counted): {rss:.1} MiB");
+    Ok(())
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }

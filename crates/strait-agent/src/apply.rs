@@ -12,10 +12,12 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use strait_kernel::link::{self, Link};
 use strait_kernel::neighbour::{self, Entry};
 use strait_kernel::route::{self, RouteSpec};
 use strait_kernel::{address, nft, sysctl, Netlink, NetlinkError};
+use strait_plan::nft::{incremental, Table};
 use strait_plan::{Plan, STRAIT_ROUTE_PROTO};
 
 #[derive(Debug, thiserror::Error)]
@@ -59,8 +61,9 @@ pub struct Applier {
     node_file: PathBuf,
     /// The stamp (hash) of the table the kernel holds.
     last_nft: Option<String>,
-    /// The table this agent last put into the kernel (for element diffs).
-    last_table: Option<strait_plan::nft::Table>,
+    /// The table this agent last put into the kernel (for element diffs),
+    /// shared with the Plan it came from, and its stamp's parts.
+    last_table: Option<(Arc<Table>, Stamp)>,
 }
 
 impl Applier {
@@ -104,7 +107,7 @@ impl Applier {
     /// rest is alike; otherwise the whole table in one transaction.
     pub fn sync_nft(
         &mut self,
-        table: &strait_plan::nft::Table,
+        table: &Arc<Table>,
         full: bool,
         r: &mut Report,
     ) -> Result<(), ApplyError> {
@@ -129,35 +132,52 @@ impl Applier {
             self.last_nft = in_kernel;
             self.last_table = None;
         }
-        if !full && self.last_table.as_ref() == Some(table) {
-            return Ok(());
+        if let (false, Some((old, old_stamp))) = (full, &self.last_table) {
+            // The same Plan again (a periodic sync without a source change).
+            if Arc::ptr_eq(old, table) {
+                return Ok(());
+            }
+            // Only elements changed (endpoints, Services coming and going),
+            // maybe with whole maps and chains added or removed (a Service
+            // moving to an endpoint-count group of its own): send those and
+            // a new stamp in one transaction. Anything else, and every full
+            // resync, rewrites the table.
+            if let Some((diff, middles)) = incremental::changes_and_middles(old, table) {
+                let stamp = old_stamp.after(old, table, &middles);
+                if !diff.is_empty() {
+                    let text = &stamp.text;
+                    nft::apply(&format!(
+                        "{diff}flush chain inet {name} {STAMP_CHAIN}\nadd rule inet {name} {STAMP_CHAIN} return comment \"{text}\"\n"
+                    ))?;
+                    r.changes.push(incremental_summary(name, &diff));
+                }
+                self.last_nft = Some(stamp.text.clone());
+                self.keep(table, stamp);
+                return Ok(());
+            }
         }
-        let stamp = stamp_of(table);
-        let changed = self.last_nft.as_deref() != Some(stamp.as_str());
-        // Only elements changed (endpoints, Services coming and going),
-        // maybe with whole maps and chains added or removed (a Service
-        // moving to an endpoint-count group of its own): send those and a
-        // new stamp in one transaction. Anything else, and every full
-        // resync, rewrites the table.
-        let diff = match (&self.last_table, changed && !full) {
-            (Some(old), true) => strait_plan::nft::incremental::changes(old, table),
-            _ => None,
-        };
-        if let Some(diff) = diff {
-            nft::apply(&format!(
-                "{diff}flush chain inet {name} {STAMP_CHAIN}\nadd rule inet {name} {STAMP_CHAIN} return comment \"{stamp}\"\n"
-            ))?;
-            r.changes.push(incremental_summary(name, &diff));
-        } else if full || changed {
-            crate::nft_load::load_table(table, &stamp, absent, r)?;
+        let stamp = Stamp::of(table);
+        let changed = self.last_nft.as_deref() != Some(stamp.text.as_str());
+        if full || changed {
+            crate::nft_load::load_table(table, &stamp.text, absent, r)?;
             r.nft_reloaded = true;
             if changed && !absent {
                 r.changes.push(format!("nft table inet {name} rewritten"));
             }
         }
-        self.last_nft = Some(stamp);
-        self.last_table = Some(table.clone());
+        self.last_nft = Some(stamp.text.clone());
+        self.keep(table, stamp);
         Ok(())
+    }
+
+    /// Keeps `table` as the one the kernel holds. The table it replaces
+    /// (110,000 elements at 10,000 Services: milliseconds of `free`) is
+    /// dropped on a thread of its own, after the kernel already has the
+    /// change.
+    fn keep(&mut self, table: &Arc<Table>, stamp: Stamp) {
+        if let Some((old, _)) = self.last_table.replace((Arc::clone(table), stamp)) {
+            drop_elsewhere(old);
+        }
     }
 
     fn ensure_bridge(&mut self, plan: &Plan, r: &mut Report) -> Result<Link, ApplyError> {
@@ -426,79 +446,178 @@ pub(crate) fn wanted_entries(plan: &Plan, ifindex: u32) -> (BTreeSet<Entry>, BTr
     (fdb, neighbours)
 }
 
+/// Drops `value` on a short-lived thread (the caller is done with it and
+/// should not wait for the frees); on the spot when no thread can start.
+fn drop_elsewhere<T: Send + 'static>(value: T) {
+    // A failed spawn drops the closure, and `value` with it, right here.
+    let _ = std::thread::Builder::new()
+        .name("drop".into())
+        .spawn(move || drop(value));
+}
+
 /// A hash of the table, written into the kernel as the comment of the one
 /// rule of chain `stamp` (see [`stamped_text`]), so an agent that starts
 /// later can tell whether the kernel already holds exactly this ruleset.
-/// Declarations and chains are serialised straight into the hasher; the
-/// elements of maps and concatenation sets (100,000 and more at scale) are
-/// hashed one by one and summed, which is several times cheaper than
-/// serialising them and does not depend on their order. (std's hasher may
-/// change between Rust releases: that costs one extra rewrite after an
-/// upgrade, nothing more.)
-pub(crate) fn stamp_of(table: &strait_plan::nft::Table) -> String {
-    use std::hash::{Hash, Hasher};
+pub(crate) fn stamp_of(table: &Table) -> String {
+    Stamp::of(table).text
+}
+
+/// The stamp ([`stamp_of`]) and what it was computed from. Declarations
+/// and chains are serialised straight into the hasher; the elements of
+/// maps and concatenation sets (100,000 and more at scale) are hashed one
+/// by one and summed (wrapping), which is several times cheaper than
+/// serialising them and does not depend on their order. The sums are kept
+/// (in the table's order), so the next stamp after a few element changes
+/// subtracts and adds those elements' hashes instead of hashing every
+/// element again ([`Stamp::after`]). (std's hasher may change between Rust
+/// releases: that costs one extra rewrite after an upgrade, nothing more.)
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Stamp {
+    pub(crate) text: String,
+    concat_sums: Vec<u64>,
+    map_sums: Vec<u64>,
+}
+
+type Hasher = std::collections::hash_map::DefaultHasher;
+
+struct HashWriter<'a>(&'a mut Hasher);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::hash::Hasher::write(self.0, buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn concat_element_hash(e: &[strait_plan::nft::Key]) -> u64 {
+    use std::hash::{Hash, Hasher as _};
+    let mut h = Hasher::new();
+    // As a Vec hashes (length first), so the stamps of existing tables stay.
+    e.hash(&mut h);
+    h.finish()
+}
+
+fn map_element_hash(k: &[strait_plan::nft::Key], v: &strait_plan::nft::MapData) -> u64 {
+    use std::hash::{Hash, Hasher as _};
     use strait_plan::nft::MapData;
-    struct HashWriter<'a>(&'a mut std::collections::hash_map::DefaultHasher);
-    impl std::io::Write for HashWriter<'_> {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.write(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
+    let mut h = Hasher::new();
+    k.hash(&mut h);
+    match v {
+        MapData::AddrPort(ip, port) => (ip, port).hash(&mut h),
+        other => {
+            let _ = serde_json::to_writer(HashWriter(&mut h), other);
         }
     }
-    fn one(f: impl FnOnce(&mut std::collections::hash_map::DefaultHasher)) -> u64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        f(&mut h);
-        h.finish()
-    }
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    let _ = serde_json::to_writer(
-        HashWriter(&mut h),
-        &(
-            &table.family,
-            &table.name,
-            &table.sets,
-            &table.chains,
-            &table.counters,
-        ),
-    );
-    for c in &table.concat_sets {
-        let _ = serde_json::to_writer(
-            HashWriter(&mut h),
-            &(&c.name, &c.key, &c.interval, &c.comment),
-        );
-        let sum = c
-            .elements
+    h.finish()
+}
+
+fn sum(hashes: impl Iterator<Item = u64>) -> u64 {
+    hashes.fold(0u64, u64::wrapping_add)
+}
+
+impl Stamp {
+    pub(crate) fn of(table: &Table) -> Stamp {
+        let concat_sums = table
+            .concat_sets
             .iter()
-            .fold(0u64, |acc, e| acc.wrapping_add(one(|x| e.hash(x))));
-        h.write_u64(sum);
+            .map(|c| sum(c.elements.iter().map(|e| concat_element_hash(e))))
+            .collect();
+        let map_sums = table
+            .maps
+            .iter()
+            .map(|m| sum(m.elements.iter().map(|(k, v)| map_element_hash(k, v))))
+            .collect();
+        Stamp::from_sums(table, concat_sums, map_sums)
     }
-    for m in &table.maps {
+
+    /// The stamp of `new`, from this one (of `old`) and the element lists
+    /// where the two differ (from [`incremental::changes_and_middles`]):
+    /// a map or set both hold keeps its sum, less the old middle's hashes
+    /// and plus the new middle's; a new one is summed whole.
+    fn after(&self, old: &Table, new: &Table, middles: &incremental::Middles) -> Stamp {
+        use std::collections::HashMap;
+        let old_concat: HashMap<&str, u64> = old
+            .concat_sets
+            .iter()
+            .map(|c| c.name.as_str())
+            .zip(self.concat_sums.iter().copied())
+            .collect();
+        let old_maps: HashMap<&str, u64> = old
+            .maps
+            .iter()
+            .map(|m| m.name.as_str())
+            .zip(self.map_sums.iter().copied())
+            .collect();
+        let concat_sums = new
+            .concat_sets
+            .iter()
+            .map(|c| match old_concat.get(c.name.as_str()) {
+                None => sum(c.elements.iter().map(|e| concat_element_hash(e))),
+                Some(was) => match middles.concat_sets.get(c.name.as_str()) {
+                    None => *was,
+                    Some((o, n)) => was
+                        .wrapping_sub(sum(o.iter().map(|e| concat_element_hash(e))))
+                        .wrapping_add(sum(n.iter().map(|e| concat_element_hash(e)))),
+                },
+            })
+            .collect();
+        let map_sums = new
+            .maps
+            .iter()
+            .map(|m| match old_maps.get(m.name.as_str()) {
+                None => sum(m.elements.iter().map(|(k, v)| map_element_hash(k, v))),
+                Some(was) => match middles.maps.get(m.name.as_str()) {
+                    None => *was,
+                    Some((o, n)) => was
+                        .wrapping_sub(sum(o.iter().map(|(k, v)| map_element_hash(k, v))))
+                        .wrapping_add(sum(n.iter().map(|(k, v)| map_element_hash(k, v)))),
+                },
+            })
+            .collect();
+        Stamp::from_sums(new, concat_sums, map_sums)
+    }
+
+    fn from_sums(table: &Table, concat_sums: Vec<u64>, map_sums: Vec<u64>) -> Stamp {
+        use std::hash::Hasher as _;
+        let mut h = Hasher::new();
         let _ = serde_json::to_writer(
             HashWriter(&mut h),
-            &(&m.name, &m.key, &m.value, &m.interval, &m.comment),
+            &(
+                &table.family,
+                &table.name,
+                &table.sets,
+                &table.chains,
+                &table.counters,
+            ),
         );
-        let sum = m.elements.iter().fold(0u64, |acc, (k, v)| {
-            acc.wrapping_add(one(|x| {
-                k.hash(x);
-                match v {
-                    MapData::AddrPort(ip, port) => (ip, port).hash(x),
-                    other => {
-                        let _ = serde_json::to_writer(HashWriter(x), other);
-                    }
-                }
-            }))
-        });
-        h.write_u64(sum);
+        for (c, sum) in table.concat_sets.iter().zip(&concat_sums) {
+            let _ = serde_json::to_writer(
+                HashWriter(&mut h),
+                &(&c.name, &c.key, &c.interval, &c.comment),
+            );
+            h.write_u64(*sum);
+        }
+        for (m, sum) in table.maps.iter().zip(&map_sums) {
+            let _ = serde_json::to_writer(
+                HashWriter(&mut h),
+                &(&m.name, &m.key, &m.value, &m.interval, &m.comment),
+            );
+            h.write_u64(*sum);
+        }
+        Stamp {
+            text: format!("strait:{:016x}", h.finish()),
+            concat_sums,
+            map_sums,
+        }
     }
-    format!("strait:{:016x}", h.finish())
 }
 
 /// The table's text with its stamp chain, and the stamp (what a rewrite
 /// loads; doctor compares both with the kernel).
-pub(crate) fn stamped(table: &strait_plan::nft::Table) -> (String, String) {
+pub(crate) fn stamped(table: &Table) -> (String, String) {
     let stamp = stamp_of(table);
     (stamped_text(table, &stamp), stamp)
 }
@@ -507,13 +626,13 @@ pub(crate) fn stamped(table: &strait_plan::nft::Table) -> (String, String) {
 /// to, because nft 1.0.6 neither lists table comments nor updates chain
 /// comments. The chain goes in a second block for the same table (same
 /// transaction), so the table itself is rendered as it is, without a copy.
-pub(crate) fn stamped_text(table: &strait_plan::nft::Table, stamp: &str) -> String {
+pub(crate) fn stamped_text(table: &Table, stamp: &str) -> String {
     with_stamp(strait_plan::nft::render(table), table, stamp)
 }
 
 /// `text` (a rendering of `table`) with the stamp chain block appended.
-pub(crate) fn with_stamp(mut text: String, table: &strait_plan::nft::Table, stamp: &str) -> String {
-    use strait_plan::nft::{Chain, Rule, Table, Verdict};
+pub(crate) fn with_stamp(mut text: String, table: &Table, stamp: &str) -> String {
+    use strait_plan::nft::{Chain, Rule, Verdict};
     let mut block = Table::new(table.family, table.name.clone());
     block.chains.push(Chain {
         name: STAMP_CHAIN.into(),
@@ -643,5 +762,81 @@ mod tests {
         renamed.maps[0].name = "n".into();
         assert_ne!(a, stamp_of(&renamed));
         assert!(a.starts_with("strait:"));
+    }
+
+    /// The stamp followed through element middles equals the stamp of the
+    /// new table computed from scratch, over random edit sequences: elements
+    /// added, removed and changed anywhere, maps and sets appearing and
+    /// going.
+    #[test]
+    fn the_stamp_after_a_change_equals_the_stamp_from_scratch() {
+        use strait_plan::nft::ConcatSet;
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n.max(1) as u64) as usize
+        };
+        let key = |i: usize| vec![Key::Proto(L4Proto::Tcp), Key::Port(i as u16)];
+        let mut t = table(&(0..40).map(|i| (i, 1000 + i)).collect::<Vec<_>>());
+        t.concat_sets.push(ConcatSet {
+            interval: false,
+            name: "c".into(),
+            key: vec![KeyType::InetProto, KeyType::InetService],
+            elements: (0..30).map(key).collect(),
+            comment: None,
+        });
+        let mut old = Arc::new(t);
+        let mut stamp = Stamp::of(&old);
+        let mut checked = 0;
+        for round in 0..400 {
+            let mut new = (*old).clone();
+            for _ in 0..1 + next(3) {
+                match next(6) {
+                    0 if !new.maps.is_empty() => {
+                        let m = next(new.maps.len());
+                        let at = next(new.maps[m].elements.len() + 1);
+                        let v = MapData::AddrPort("10.42.1.6".parse().unwrap(), next(9) as u16);
+                        new.maps[m].elements.insert(at, (key(5000 + round), v));
+                    }
+                    1 if !new.maps.is_empty() && !new.maps[0].elements.is_empty() => {
+                        let at = next(new.maps[0].elements.len());
+                        new.maps[0].elements.remove(at);
+                    }
+                    2 if !new.maps.is_empty() && !new.maps[0].elements.is_empty() => {
+                        let at = next(new.maps[0].elements.len());
+                        new.maps[0].elements[at].1 =
+                            MapData::AddrPort("10.42.1.7".parse().unwrap(), round as u16);
+                    }
+                    3 => {
+                        let c = &mut new.concat_sets[0].elements;
+                        if next(2) == 0 && !c.is_empty() {
+                            c.remove(next(c.len()));
+                        } else {
+                            c.insert(next(c.len() + 1), key(7000 + round));
+                        }
+                    }
+                    4 if new.maps.len() < 3 => {
+                        let mut extra = table(&[(round as u16, 1)]).maps.remove(0);
+                        extra.name = format!("m{round}");
+                        new.maps.push(extra);
+                    }
+                    _ if new.maps.len() > 1 => {
+                        new.maps.remove(1 + next(new.maps.len() - 1));
+                    }
+                    _ => {}
+                }
+            }
+            let new = Arc::new(new);
+            let (_, middles) =
+                incremental::changes_and_middles(&old, &new).expect("elements and objects only");
+            let followed = stamp.after(&old, &new, &middles);
+            assert_eq!(followed, Stamp::of(&new), "round {round}");
+            checked += 1;
+            stamp = followed;
+            old = new;
+        }
+        assert_eq!(checked, 400);
     }
 }

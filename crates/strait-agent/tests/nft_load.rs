@@ -39,7 +39,7 @@ fn golden_tables() -> Vec<(String, strait_plan::nft::Table)> {
         let cfg = AgentConfig::from_yaml(&serde_yaml::to_string(&case.config).unwrap()).unwrap();
         let snap = Snapshot::from_objects(parse_manifests(&case.manifests, &name).unwrap());
         if let Ok(plan) = compile(&cfg, &case.local, &snap) {
-            out.push((name, plan.nft));
+            out.push((name, (*plan.nft).clone()));
         }
     }
     out

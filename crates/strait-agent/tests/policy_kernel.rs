@@ -85,7 +85,7 @@ fn compile_table_with(other_labels: &str, extra: &str) -> nft::Table {
     ) + extra;
     let snap = Snapshot::from_objects(parse_manifests(&text, "test").unwrap());
     let plan = compile(&cfg, &local, &snap).unwrap();
-    plan.nft
+    std::sync::Arc::unwrap_or_clone(plan.nft)
 }
 
 fn nft_in(ns: &Netns, script: &str) {

@@ -173,7 +173,7 @@ pub fn compile(cfg: &AgentConfig, local: &LocalNode, snap: &Snapshot) -> Result<
         routes,
         neighbours,
         fdb,
-        nft: table,
+        nft: std::sync::Arc::new(table),
         warnings,
     })
 }

@@ -126,7 +126,9 @@ pub struct Plan {
     pub routes: Vec<RoutePlan>,
     pub neighbours: Vec<NeighbourPlan>,
     pub fdb: Vec<FdbPlan>,
-    pub nft: nft::Table,
+    /// Shared, so the agent's applier keeps the table it loaded without a
+    /// copy (110,000 elements at 10,000 Services).
+    pub nft: std::sync::Arc<nft::Table>,
     /// What was left out and why (nodes not ready yet, IPv6 CIDRs, ...).
     pub warnings: Vec<String>,
 }

@@ -134,7 +134,7 @@ fn golden_rulesets_pass_nft_check_mode() {
         let Ok(mut plan) = compile_case(&input) else {
             continue;
         };
-        plan.nft.name = "strait_golden_check".to_string();
+        std::sync::Arc::make_mut(&mut plan.nft).name = "strait_golden_check".to_string();
         let script = strait_plan::nft::render(&plan.nft);
         match check(&script) {
             Ok(()) => {}

@@ -20,6 +20,25 @@ use std::fmt::Write;
 /// What turns `old` into `new`, or None when more than elements and whole
 /// objects differ. An empty string means nothing differs.
 pub fn changes(old: &Table, new: &Table) -> Option<String> {
+    changes_and_middles(old, new).map(|(text, _)| text)
+}
+
+/// The element lists of the maps and concatenation sets both versions
+/// hold, where they differ: by name, the old and the new middle (what is
+/// left without the common prefix and suffix). The agent's stamp follows
+/// the elements from these instead of hashing every element again.
+#[derive(Debug, Default)]
+pub struct Middles<'a> {
+    pub maps: HashMap<&'a str, Middle<'a, (Vec<Key>, MapData)>>,
+    pub concat_sets: HashMap<&'a str, Middle<'a, Vec<Key>>>,
+}
+
+/// The old and the new middle of one element list.
+pub type Middle<'a, T> = (&'a [T], &'a [T]);
+
+/// [`changes`], and the [`Middles`] it found.
+pub fn changes_and_middles<'a>(old: &'a Table, new: &'a Table) -> Option<(String, Middles<'a>)> {
+    let mut found = Middles::default();
     if old.family != new.family || old.name != new.name {
         return None;
     }
@@ -79,11 +98,12 @@ pub fn changes(old: &Table, new: &Table) -> Option<String> {
         let start = text.find(&format!("table {id} {{"))?;
         out.push_str(&text[start..]);
     }
-    for (o, n) in &maps.common {
+    for &(o, n) in &maps.common {
         let (o_mid, n_mid) = middles(&o.elements, &n.elements);
         if o_mid.is_empty() && n_mid.is_empty() {
             continue;
         }
+        found.maps.insert(n.name.as_str(), (o_mid, n_mid));
         let before: HashMap<&[Key], &MapData> =
             o_mid.iter().map(|(k, v)| (k.as_slice(), v)).collect();
         let after: HashMap<&[Key], &MapData> =
@@ -107,11 +127,12 @@ pub fn changes(old: &Table, new: &Table) -> Option<String> {
         }
         elements(&mut out, &id, &n.name, &delete, &add);
     }
-    for (o, n) in &concat.common {
+    for &(o, n) in &concat.common {
         let (o_mid, n_mid) = middles(&o.elements, &n.elements);
         if o_mid.is_empty() && n_mid.is_empty() {
             continue;
         }
+        found.concat_sets.insert(n.name.as_str(), (o_mid, n_mid));
         let before: HashSet<&[Key]> = o_mid.iter().map(Vec::as_slice).collect();
         let after: HashSet<&[Key]> = n_mid.iter().map(Vec::as_slice).collect();
         let mut delete: Vec<String> = Vec::new();
@@ -160,7 +181,7 @@ pub fn changes(old: &Table, new: &Table) -> Option<String> {
     for c in &counters.removed {
         let _ = writeln!(out, "delete counter {id} {}", c.name);
     }
-    Some(out)
+    Some((out, found))
 }
 
 /// The parts of two element lists that differ, without their common

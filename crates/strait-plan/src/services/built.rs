@@ -16,8 +16,8 @@ pub(super) struct Built {
     pub(super) no_ep_ips: Vec<(Vec<Key>, Verdict)>,
     pub(super) no_ep_nodeports: Vec<(Vec<Key>, Verdict)>,
     /// Keys of `service_ips` / `nodeports` already claimed (first wins).
-    pub(super) claimed_ips: HashSet<Vec<Key>>,
-    pub(super) claimed_nodeports: HashSet<Vec<Key>>,
+    pub(super) claimed_ips: foldhash::HashSet<Vec<Key>>,
+    pub(super) claimed_nodeports: foldhash::HashSet<Vec<Key>>,
     /// eTP Cluster external addresses and NodePorts: marked for masquerade.
     pub(super) masq_ips: Vec<Vec<Key>>,
     pub(super) masq_nodeports: Vec<Vec<Key>>,
@@ -77,8 +77,10 @@ impl Built {
             n: u32::try_from(eps.len()).unwrap_or(u32::MAX),
         };
         let elements = self.groups.entry(group).or_default();
+        elements.reserve(eps.len());
         for (i, (ip, port)) in (0u32..).zip(eps) {
-            let mut k = key.to_vec();
+            let mut k = Vec::with_capacity(key.len() + 1);
+            k.extend_from_slice(key);
             k.push(Key::Index(i));
             elements.push((k, MapData::AddrPort(*ip, *port)));
         }

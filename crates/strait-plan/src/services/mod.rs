@@ -47,7 +47,7 @@ use crate::nft::{
     KeyType, L4Proto, Map, MapData, MapValue, Match, Policy, RejectWith, Rule, Set, SetKind,
     Statement, Table, Verdict,
 };
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use strait_model::k8s::api::core::v1::Service;
 use strait_model::{Slice, Snapshot};
@@ -118,7 +118,8 @@ pub fn add_to_table(
     table: &mut Table,
     warnings: &mut Vec<String>,
 ) {
-    let mut slices: HashMap<(&str, &str), Vec<&Slice>> = HashMap::new();
+    let mut slices: foldhash::HashMap<(&str, &str), Vec<&Slice>> =
+        foldhash::HashMap::with_capacity_and_hasher(snap.endpoint_slices.len(), Default::default());
     for s in &snap.endpoint_slices {
         if let Some(svc) = s.label(SERVICE_NAME_LABEL) {
             slices.entry((&s.namespace, svc)).or_default().push(s);

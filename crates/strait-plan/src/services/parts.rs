@@ -78,7 +78,7 @@ pub(super) fn map(
 
 /// First wins for a key listed twice (two services claiming one address).
 pub(super) fn unique(mut elements: Vec<(Vec<Key>, Verdict)>) -> Vec<(Vec<Key>, Verdict)> {
-    let mut seen = std::collections::HashSet::with_capacity(elements.len());
+    let mut seen = foldhash::HashSet::with_capacity_and_hasher(elements.len(), Default::default());
     elements.retain(|(k, _)| seen.insert(k.clone()));
     elements
 }

@@ -146,7 +146,7 @@ fn sync(
         compile,
         render,
         apply,
-        table: plan.nft,
+        table: std::sync::Arc::unwrap_or_clone(plan.nft),
     })
 }
 

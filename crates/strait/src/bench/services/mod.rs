@@ -219,8 +219,8 @@ fn restore(netns: &Netns, text: String, noflush: bool) -> Result<Duration, Strin
 }
 
 /// One strait sync: compile the Plan, then what the agent's applier does
-/// with its table (stamp, then an incremental transaction or the whole
-/// table rendered and loaded).
+/// with its table (an incremental transaction with the stamp adjusted, or
+/// the whole table stamped, rendered and loaded).
 struct StraitTimes {
     compile: Duration,
     apply: Duration,
@@ -488,10 +488,11 @@ pub fn run(sizes: &[usize], write: Option<PathBuf>) -> Result<(), String> {
     let _ = writeln!(table, "\nAgent peak RSS syncing 10,000 Services x 10 endpoints (`strait agent --once`, nft not counted): {rss:.0} MiB (target under 64 MiB).");
     let summary = format!("Targets: a full sync of 10,000 Services under 1 s and at least 10x faster than iptables-restore; one change under 50 ms. \
         Both strait columns are the agent's own path once its snapshot holds the change: compile the whole Plan, then its applier \
-        (`Applier::sync_nft`: stamp the table, diff it against the last one, send one transaction). The first full sync finds \
-        no table in the kernel: it loads the skeleton with `nft -f`, every set and map element in one netlink batch, then the stamp \
-        (strait-agent `nft_load`). The full resync (periodic, or after a change of rules) replaces the table the kernel holds in \
-        one atomic `nft -f` of the whole rendered table. A change sends element updates, plus the new group's map and chain when a Service moves to an endpoint \
+        (`Applier::sync_nft`: diff the table against the last one, which it shares with the last Plan, adjust the stamp by the changed \
+        elements, send one transaction). The first full sync finds no table in the kernel: it loads the skeleton with `nft -f`, every \
+        set and map element in one netlink batch, then the stamp (strait-agent `nft_load`). The full resync (periodic, or after a \
+        change of rules) replaces the table the kernel holds in one atomic `nft -f` of the whole rendered table. A change sends \
+        element updates, plus the new group's map and chain when a Service moves to an endpoint \
         count no other Service has. What the applier reported: {}.", incremental_reports.join("; "));
     println!("{table}\n{summary}");
     if let Some(file) = write {

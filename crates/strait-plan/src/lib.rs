@@ -120,6 +120,7 @@ pub fn compile(cfg: &AgentConfig, local: &LocalNode, snap: &Snapshot) -> Result<
     let mut routes = routing.routes;
     routes.extend(egress::node_routes(cfg));
     routes.push(services::service_cidr_route(cfg));
+    routes.extend(services::outside_cluster_ip_routes(cfg, snap));
     routes.sort();
     routes.dedup();
     let mut neighbours = routing.neighbours;

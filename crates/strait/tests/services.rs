@@ -312,3 +312,47 @@ fn off_cluster_clients_and_unknown_service_addresses() {
         .reach("pod/s/client", "svc/s/web", 80, Proto::Tcp)
         .starts_with("s/web-"));
 }
+
+/// A ClusterIP outside the configured service CIDR (Kubernetes can
+/// allocate from a second ServiceCIDR) works like one inside it: a node
+/// process reaches it (the agent routes it onto the bridge: lab nodes have
+/// no default route), an off-cluster client routed to a node is
+/// masqueraded so the reply finds its way back, and a port no Service has
+/// is refused at once.
+#[test]
+fn cluster_ips_outside_the_service_cidr() {
+    let far: std::net::Ipv4Addr = "10.96.0.10".parse().unwrap();
+    let lab = common::up(|topo| {
+        topo.router.routes.push(strait_lab::topology::Route {
+            to: ipnet::Ipv4Net::from(far),
+            via: topo.nodes[0].ip,
+        });
+    });
+    let workload = format!(
+        "{WORKLOAD}---\napiVersion: v1\nkind: Service\nmetadata: {{name: far, namespace: s}}\nspec:\n  clusterIP: {far}\n  selector: {{app: web}}\n  ports: [{{name: http, port: 80, targetPort: http}}]\n"
+    );
+    lab.cluster.apply(&lab.topo.name, &workload, "w").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let far = far.to_string();
+    let mut answered = BTreeSet::new();
+    for _ in 0..20 {
+        for from in ["node/node-2", "host/legacy-db", "pod/s/client"] {
+            let line = lab.reach(from, &far, 80, Proto::Tcp);
+            assert!(
+                !line.contains(" 192.168.2.10:"),
+                "{from}: off-cluster client not masqueraded: {line}"
+            );
+            answered.insert(line.split_whitespace().next().unwrap().to_owned());
+        }
+    }
+    assert_eq!(
+        answered,
+        BTreeSet::from(["s/web-1".to_owned(), "s/web-2".to_owned()])
+    );
+    for from in ["pod/s/client", "node/node-2", "host/legacy-db"] {
+        match lab.probe(from, &far, 81, Proto::Tcp) {
+            ProbeResult::Refused => {}
+            other => panic!("{from} -> {far} tcp/81: want refused, got {other}"),
+        }
+    }
+}

@@ -31,6 +31,8 @@ pub(super) struct Built {
     pub(super) local_pods: Vec<ipnet::Ipv4Net>,
     /// The service CIDR (off-cluster masquerade, reject of unused addresses).
     pub(super) service_cidr: Option<ipnet::Ipv4Net>,
+    /// ClusterIPs outside it (treated as part of it).
+    pub(super) outside_cidr: BTreeSet<Ipv4Addr>,
     /// Grouped endpoint maps: key . index -> endpoint address . port.
     pub(super) groups: BTreeMap<Group, Vec<(Vec<Key>, MapData)>>,
     /// Per-service chains (sessionAffinity ClientIP only) by name.

@@ -4,7 +4,28 @@
 use super::*;
 
 pub(super) fn emit(built: Built, table: &mut Table) {
-    let service_cidr = built.service_cidr;
+    // The service CIDR and the ClusterIPs outside it, as one set.
+    let service_addresses: Vec<ipnet::IpNet> = built
+        .service_cidr
+        .into_iter()
+        .chain(
+            built
+                .outside_cidr
+                .iter()
+                .map(|ip| ipnet::Ipv4Net::from(*ip)),
+        )
+        .map(ipnet::IpNet::V4)
+        .collect();
+    let has_service_addresses = (!service_addresses.is_empty()).then(|| {
+        table.sets.push(Set {
+            name: SERVICE_ADDRESSES_SET.to_string(),
+            kind: SetKind::Ipv4Addr,
+            interval: true,
+            elements: service_addresses,
+            comment: Some("service CIDR and ClusterIPs outside it".to_string()),
+            timeout: None,
+        });
+    });
     let addr_type = [KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService];
     let port_type = [KeyType::InetProto, KeyType::InetService];
     table.maps.extend([
@@ -269,11 +290,11 @@ pub(super) fn emit(built: Built, table: &mut Table) {
                 dispatch(vec![this_node()], Some("this node reaches every endpoint")),
             ]
             .into_iter()
-            .chain(service_cidr.map(|cidr| {
+            .chain(has_service_addresses.map(|()| {
                 // The endpoint's reply must come back through this node
                 // to be un-DNATed (kube-proxy marks the same traffic).
                 Rule::uncounted(
-                    vec![to_cidr(cidr)],
+                    vec![to_service_addresses()],
                     vec![mark()],
                     Verdict::Continue,
                     Some("from outside the cluster to a ClusterIP"),
@@ -325,11 +346,11 @@ pub(super) fn emit(built: Built, table: &mut Table) {
                 ),
             ]
             .into_iter()
-            .chain(service_cidr.map(|cidr| {
+            .chain(has_service_addresses.map(|()| {
                 // Runs after DNAT: a Service port's traffic has left the
                 // service CIDR by now; what is still in it has no Service.
                 Rule::uncounted(
-                    vec![to_cidr(cidr)],
+                    vec![to_service_addresses()],
                     vec![],
                     Verdict::Goto(REJECT_CHAIN.to_string()),
                     Some("service CIDR address or port no Service has"),
@@ -376,10 +397,10 @@ pub(super) fn emit(built: Built, table: &mut Table) {
         }));
 }
 
-fn to_cidr(cidr: ipnet::Ipv4Net) -> Match {
+fn to_service_addresses() -> Match {
     Match::DaddrIn {
         family: IpFamily::V4,
-        addrs: Addrs::Cidrs(vec![ipnet::IpNet::V4(cidr)]),
+        addrs: Addrs::Set(SERVICE_ADDRESSES_SET.to_string()),
         negate: false,
     }
 }

@@ -59,6 +59,10 @@ pub const SERVICE_NODEPORTS_MAP: &str = "service-nodeports";
 pub const EXTERNAL_LOCAL_IPS_MAP: &str = "external-local-ips";
 pub const EXTERNAL_LOCAL_NODEPORTS_MAP: &str = "external-local-nodeports";
 pub const HAIRPIN_SET: &str = "hairpin";
+/// The service CIDR and every ClusterIP outside it (a cluster with more
+/// than one ServiceCIDR): where off-cluster traffic is masqueraded and what
+/// is left after DNAT is rejected.
+pub const SERVICE_ADDRESSES_SET: &str = "service-addresses";
 pub const MASQ_IPS_SET: &str = "masq-ips";
 pub const MASQ_NODEPORTS_SET: &str = "masq-nodeports";
 pub const NODE_MASQ_IPS_SET: &str = "node-masq-ips";
@@ -132,6 +136,7 @@ pub fn add_to_table(
     let mut built = Built {
         local_pods: local_pods.to_vec(),
         service_cidr,
+        outside_cidr: cluster_ips_outside(service_cidr, snap),
         ..Built::default()
     };
     let mut any = false;
@@ -149,6 +154,47 @@ pub fn add_to_table(
 
 #[cfg(test)]
 mod tests;
+
+/// IPv4 ClusterIPs outside `service_cidr` (Kubernetes 1.33+ can allocate
+/// from several ServiceCIDRs; the agent is configured with one).
+pub fn cluster_ips_outside(
+    service_cidr: Option<ipnet::Ipv4Net>,
+    snap: &Snapshot,
+) -> BTreeSet<Ipv4Addr> {
+    snap.services
+        .iter()
+        .filter_map(|s| {
+            s.spec
+                .as_ref()?
+                .cluster_ip
+                .as_deref()?
+                .parse::<Ipv4Addr>()
+                .ok()
+        })
+        .filter(|ip| !service_cidr.is_some_and(|c| c.contains(ip)))
+        .collect()
+}
+
+/// Routes onto the pod bridge for ClusterIPs outside the service CIDR, for
+/// the reason [`service_cidr_route`] gives.
+pub fn outside_cluster_ip_routes(
+    cfg: &strait_model::AgentConfig,
+    snap: &Snapshot,
+) -> Vec<crate::RoutePlan> {
+    let cidr = match cfg.service_cidr {
+        ipnet::IpNet::V4(v4) => Some(v4),
+        ipnet::IpNet::V6(_) => None,
+    };
+    cluster_ips_outside(cidr, snap)
+        .into_iter()
+        .map(|ip| crate::RoutePlan {
+            dst: ipnet::IpNet::V4(ipnet::Ipv4Net::from(ip)),
+            gateway: None,
+            dev: Some(cfg.bridge.clone()),
+            onlink: false,
+        })
+        .collect()
+}
 
 /// A route for the whole service CIDR onto the pod bridge. Locally
 /// generated packets are routed before the OUTPUT hook DNATs them, so a node

@@ -131,6 +131,39 @@ fn table_from(snap: &Snapshot) -> (Table, Vec<String>) {
     (t, warnings)
 }
 
+/// A ClusterIP outside the configured service CIDR (a cluster with a second
+/// ServiceCIDR) is treated as part of it: off-cluster clients marked,
+/// unused ports rejected, and a route onto the bridge for node processes.
+#[test]
+fn cluster_ips_outside_the_service_cidr_join_it() {
+    let manifests = WEB.replace("10.43.0.10", "10.96.0.10");
+    let (t, _) = table_for(&manifests);
+    let set = t
+        .sets
+        .iter()
+        .find(|s| s.name == SERVICE_ADDRESSES_SET)
+        .unwrap();
+    assert_eq!(
+        set.elements,
+        vec![
+            "10.43.0.0/16".parse().unwrap(),
+            "10.96.0.10/32".parse().unwrap()
+        ]
+    );
+    let snap = Snapshot::from_objects(parse_manifests(&manifests, "test").unwrap());
+    let cfg = strait_model::AgentConfig::from_yaml(
+        "clusterCIDR: 10.42.0.0/16\nserviceCIDR: 10.43.0.0/16\n",
+    )
+    .unwrap();
+    let routes = outside_cluster_ip_routes(&cfg, &snap);
+    assert_eq!(routes.len(), 1);
+    assert_eq!(routes[0].dst, "10.96.0.10/32".parse().unwrap());
+    assert_eq!(routes[0].dev.as_deref(), Some(cfg.bridge.as_str()));
+    // Inside the CIDR: no extra element, no extra route.
+    let inside = Snapshot::from_objects(parse_manifests(WEB, "test").unwrap());
+    assert!(outside_cluster_ip_routes(&cfg, &inside).is_empty());
+}
+
 const WEB: &str = "
 apiVersion: v1
 kind: Service
@@ -226,9 +259,15 @@ fn off_cluster_masquerade_and_service_cidr_reject() {
     let (t, _) = table_for(WEB);
     let cidr = Match::DaddrIn {
         family: IpFamily::V4,
-        addrs: Addrs::Cidrs(vec!["10.43.0.0/16".parse().unwrap()]),
+        addrs: Addrs::Set(SERVICE_ADDRESSES_SET.into()),
         negate: false,
     };
+    let set = t
+        .sets
+        .iter()
+        .find(|s| s.name == SERVICE_ADDRESSES_SET)
+        .unwrap();
+    assert_eq!(set.elements, vec!["10.43.0.0/16".parse().unwrap()]);
     let services = t.chain(SERVICES_CHAIN).unwrap();
     let marked = services
         .rules
@@ -264,7 +303,8 @@ fn off_cluster_masquerade_and_service_cidr_reject() {
             Verdict::Jump(ENDPOINTS_CHECK_CHAIN.into())
         );
     }
-    // Without an IPv4 service CIDR neither rule exists.
+    // Without an IPv4 service CIDR the set holds the ClusterIPs themselves:
+    // unused ports of a known ClusterIP are still refused.
     let cfg = strait_model::AgentConfig::from_yaml(
         "clusterCIDR: 10.42.0.0/16\nserviceCIDR: 10.43.0.0/16\n",
     )
@@ -274,11 +314,17 @@ fn off_cluster_masquerade_and_service_cidr_reject() {
     crate::egress::add_to_table(&cfg, "10.42.0.0/16".parse().unwrap(), &mut t, &mut w);
     let snap = Snapshot::from_objects(parse_manifests(WEB, "test").unwrap());
     add_to_table(None, "node-1", &[], &snap, &mut t, &mut w);
-    let check = t.chain(ENDPOINTS_CHECK_CHAIN).unwrap();
-    assert!(check
-        .rules
+    let set = t
+        .sets
         .iter()
-        .all(|r| r.verdict != Verdict::Goto(REJECT_CHAIN.into())));
+        .find(|s| s.name == SERVICE_ADDRESSES_SET)
+        .unwrap();
+    assert_eq!(set.elements, vec!["10.43.0.10/32".parse().unwrap()]);
+    let check = t.chain(ENDPOINTS_CHECK_CHAIN).unwrap();
+    assert_eq!(
+        check.rules.last().unwrap().verdict,
+        Verdict::Goto(REJECT_CHAIN.into())
+    );
 }
 
 #[test]

@@ -742,7 +742,9 @@ mod tests {
                 .iter()
                 .map(|(k, v)| {
                     (
-                        vec![Key::Proto(L4Proto::Tcp), Key::Port(*k)],
+                        [Key::Proto(L4Proto::Tcp), Key::Port(*k)]
+                            .into_iter()
+                            .collect(),
                         MapData::AddrPort("10.42.1.5".parse().unwrap(), *v),
                     )
                 })
@@ -778,7 +780,11 @@ mod tests {
             seed ^= seed << 17;
             (seed % n.max(1) as u64) as usize
         };
-        let key = |i: usize| vec![Key::Proto(L4Proto::Tcp), Key::Port(i as u16)];
+        let key = |i: usize| -> strait_plan::nft::KeyVec {
+            [Key::Proto(L4Proto::Tcp), Key::Port(i as u16)]
+                .into_iter()
+                .collect()
+        };
         let mut t = table(&(0..40).map(|i| (i, 1000 + i)).collect::<Vec<_>>());
         t.concat_sets.push(ConcatSet {
             interval: false,

@@ -257,11 +257,13 @@ fn maps_sets_marks_fib_and_ct_state() {
     t.concat_sets.push(ConcatSet {
         name: "marked".into(),
         key: vec![KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService],
-        elements: vec![vec![
+        elements: vec![[
             Key::Ipv4(Ipv4Addr::new(192, 168, 1, 11)),
             Key::Proto(L4Proto::Tcp),
             Key::Port(22),
-        ]],
+        ]
+        .into_iter()
+        .collect()],
         comment: None,
         interval: false,
     });
@@ -271,7 +273,9 @@ fn maps_sets_marks_fib_and_ct_state() {
         key: vec![KeyType::InetProto, KeyType::InetService],
         value: MapValue::Verdict,
         elements: vec![(
-            vec![Key::Proto(L4Proto::Tcp), Key::Port(22)],
+            [Key::Proto(L4Proto::Tcp), Key::Port(22)]
+                .into_iter()
+                .collect(),
             MapData::Verdict(Verdict::Jump("deny".into())),
         )],
         comment: None,
@@ -432,12 +436,14 @@ fn interval_concat_sets_match_ranges() {
             KeyType::InetProto,
             KeyType::InetService,
         ],
-        elements: vec![vec![
+        elements: vec![[
             Key::Ipv4(Ipv4Addr::new(10, 42, 2, 5)),
             Key::Ipv4Range(Ipv4Addr::new(10, 42, 1, 0), Ipv4Addr::new(10, 42, 1, 255)),
             Key::ProtoRange(6, 6),
             Key::PortRange(8000, 8080),
-        ]],
+        ]
+        .into_iter()
+        .collect()],
         comment: None,
         interval: true,
     });

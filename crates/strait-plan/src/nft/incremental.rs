@@ -14,6 +14,7 @@
 
 use super::ir::{Chain, ConcatSet, CounterObj, Key, Map, MapData, Set, Table};
 use super::render::{data_text, key_text, render};
+use crate::nft::KeyVec;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
@@ -29,8 +30,8 @@ pub fn changes(old: &Table, new: &Table) -> Option<String> {
 /// the elements from these instead of hashing every element again.
 #[derive(Debug, Default)]
 pub struct Middles<'a> {
-    pub maps: HashMap<&'a str, Middle<'a, (Vec<Key>, MapData)>>,
-    pub concat_sets: HashMap<&'a str, Middle<'a, Vec<Key>>>,
+    pub maps: HashMap<&'a str, Middle<'a, (KeyVec, MapData)>>,
+    pub concat_sets: HashMap<&'a str, Middle<'a, KeyVec>>,
 }
 
 /// The old and the new middle of one element list.
@@ -133,8 +134,8 @@ pub fn changes_and_middles<'a>(old: &'a Table, new: &'a Table) -> Option<(String
             continue;
         }
         found.concat_sets.insert(n.name.as_str(), (o_mid, n_mid));
-        let before: HashSet<&[Key]> = o_mid.iter().map(Vec::as_slice).collect();
-        let after: HashSet<&[Key]> = n_mid.iter().map(Vec::as_slice).collect();
+        let before: HashSet<&[Key]> = o_mid.iter().map(|k| k.as_slice()).collect();
+        let after: HashSet<&[Key]> = n_mid.iter().map(|k| k.as_slice()).collect();
         let mut delete: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
         for k in o_mid {

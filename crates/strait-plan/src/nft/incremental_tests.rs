@@ -18,7 +18,7 @@ fn vmap(name: &str, elements: &[(u16, &str)]) -> Map {
             .iter()
             .map(|(p, c)| {
                 (
-                    vec![Key::Proto(L4Proto::Tcp), Key::Port(*p)],
+                    smallvec::smallvec![Key::Proto(L4Proto::Tcp), Key::Port(*p)],
                     MapData::Verdict(Verdict::Goto((*c).into())),
                 )
             })

@@ -12,6 +12,7 @@ use super::ir::{
     Match, PortRange, RejectWith, Rule, Set, Statement, Table, Verdict,
 };
 use super::wire;
+use crate::nft::KeyVec;
 use std::fmt::Write;
 
 /// The script: `add table`, `delete table`, then the table block.
@@ -124,7 +125,7 @@ fn render_concat_set(out: &mut String, set: &ConcatSet, no_elements: bool) {
         let _ = writeln!(out, "\t\tcomment \"{}\"", quote_safe(c));
     }
     if !set.elements.is_empty() && !no_elements {
-        let mut elements: Vec<&Vec<Key>> = set.elements.iter().collect();
+        let mut elements: Vec<&KeyVec> = set.elements.iter().collect();
         elements.sort();
         elements.dedup();
         out.push_str("\t\telements = {");
@@ -164,7 +165,7 @@ fn render_map(out: &mut String, map: &Map, no_elements: bool) {
         let _ = writeln!(out, "\t\tcomment \"{}\"", quote_safe(c));
     }
     if !map.elements.is_empty() && !no_elements {
-        let mut elements: Vec<&(Vec<Key>, MapData)> = map.elements.iter().collect();
+        let mut elements: Vec<&(KeyVec, MapData)> = map.elements.iter().collect();
         elements.sort_by(|a, b| a.0.cmp(&b.0));
         out.push_str("\t\telements = {");
         for (i, (key, data)) in elements.iter().enumerate() {

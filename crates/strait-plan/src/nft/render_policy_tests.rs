@@ -29,13 +29,13 @@ pub(crate) fn policy_sample() -> Table {
             KeyType::InetService,
         ],
         elements: vec![
-            vec![
+            smallvec::smallvec![
                 Key::Ipv4(a("10.42.1.5")),
                 Key::Ipv4Range(a("10.42.0.0"), a("10.42.255.255")),
                 Key::ProtoRange(0, 255),
                 Key::PortRange(0, 65535),
             ],
-            vec![
+            smallvec::smallvec![
                 Key::Ipv4(a("10.42.1.6")),
                 Key::Ipv4Range(a("192.168.0.7"), a("192.168.0.7")),
                 Key::Proto(L4Proto::Sctp),

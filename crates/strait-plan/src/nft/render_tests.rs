@@ -245,8 +245,8 @@ pub(crate) fn service_sample() -> Table {
         counter: false,
         comment: None,
     };
-    let key = |a: &str, port: u16| {
-        vec![
+    let key = |a: &str, port: u16| -> crate::nft::KeyVec {
+        smallvec::smallvec![
             Key::Ipv4(a.parse().unwrap()),
             Key::Proto(L4Proto::Tcp),
             Key::Port(port),
@@ -290,7 +290,7 @@ pub(crate) fn service_sample() -> Table {
                 key: vec![KeyType::InetProto, KeyType::InetService],
                 value: MapValue::Verdict,
                 elements: vec![(
-                    vec![Key::Proto(L4Proto::Sctp), Key::Port(30000)],
+                    smallvec::smallvec![Key::Proto(L4Proto::Sctp), Key::Port(30000)],
                     MapData::Verdict(Verdict::Drop),
                 )],
                 comment: None,

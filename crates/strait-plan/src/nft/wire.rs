@@ -12,6 +12,7 @@
 //! stays nft's job.
 
 use super::ir::{ConcatSet, Key, Map, MapData, Set, Table, Verdict};
+use crate::nft::KeyVec;
 use std::net::IpAddr;
 
 /// What an element maps to (mirrors `strait_kernel::nft_elements::ElementData`;
@@ -104,7 +105,7 @@ pub fn for_each_element(
         .iter()
         .filter(|s| concat_set_by_netlink(s))
     {
-        let mut elements: Vec<&Vec<Key>> = set.elements.iter().collect();
+        let mut elements: Vec<&KeyVec> = set.elements.iter().collect();
         elements.sort();
         elements.dedup();
         for element in elements {

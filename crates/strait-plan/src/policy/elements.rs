@@ -12,6 +12,7 @@
 
 use super::intervals::Interval;
 use super::ports::Ports;
+use crate::nft::KeyVec;
 use crate::nft::{Key, L4Proto};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -20,11 +21,11 @@ use std::net::Ipv4Addr;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Allow {
     /// `pod . atom`: every protocol and port.
-    pub any: Vec<Vec<Key>>,
+    pub any: Vec<KeyVec>,
     /// `pod . atom . proto . port`.
-    pub ports: Vec<Vec<Key>>,
+    pub ports: Vec<KeyVec>,
     /// `pod . atom . proto . port-range` (first < last).
-    pub ranges: Vec<Vec<Key>>,
+    pub ranges: Vec<KeyVec>,
 }
 
 /// Adds the allow-set elements of `pod` to `out`.
@@ -32,7 +33,7 @@ pub fn keys(pod: Ipv4Addr, allowed: &BTreeMap<u32, Ports>, out: &mut Allow) {
     for (atom, ports) in allowed {
         let atom = Key::Mark(*atom);
         match ports {
-            Ports::All => out.any.push(vec![Key::Ipv4(pod), atom]),
+            Ports::All => out.any.push(smallvec::smallvec![Key::Ipv4(pod), atom]),
             Ports::Some(map) => {
                 for (proto, ranges) in map {
                     for (a, b) in ranges {
@@ -41,7 +42,12 @@ pub fn keys(pod: Ipv4Addr, allowed: &BTreeMap<u32, Ports>, out: &mut Allow) {
                         } else {
                             (&mut out.ranges, Key::PortRange(*a, *b))
                         };
-                        list.push(vec![Key::Ipv4(pod), atom, Key::Proto(*proto), port]);
+                        list.push(smallvec::smallvec![
+                            Key::Ipv4(pod),
+                            atom,
+                            Key::Proto(*proto),
+                            port
+                        ]);
                     }
                 }
             }
@@ -50,12 +56,12 @@ pub fn keys(pod: Ipv4Addr, allowed: &BTreeMap<u32, Ports>, out: &mut Allow) {
 }
 
 /// The peer map's elements.
-pub fn peer_elements(peers: &[(Interval, u32)]) -> Vec<(Vec<Key>, crate::nft::MapData)> {
+pub fn peer_elements(peers: &[(Interval, u32)]) -> Vec<(KeyVec, crate::nft::MapData)> {
     peers
         .iter()
         .map(|(i, atom)| {
             (
-                vec![Key::Ipv4Range(i.first(), i.last())],
+                smallvec::smallvec![Key::Ipv4Range(i.first(), i.last())],
                 crate::nft::MapData::Mark(*atom),
             )
         })
@@ -65,7 +71,7 @@ pub fn peer_elements(peers: &[(Interval, u32)]) -> Vec<(Vec<Key>, crate::nft::Ma
 /// Whether (peer, proto, port) is allowed for `pod`: the peer's atom from
 /// the peer map (none: 0), then the three allow-set lookups.
 pub fn allows(
-    peers: &[(Vec<Key>, crate::nft::MapData)],
+    peers: &[(KeyVec, crate::nft::MapData)],
     sets: &Allow,
     pod: Ipv4Addr,
     peer: Ipv4Addr,
@@ -83,9 +89,12 @@ pub fn allows(
         .unwrap_or(0);
     let (pod, atom) = (Key::Ipv4(pod), Key::Mark(atom));
     sets.any.iter().any(|e| e[..] == [pod, atom])
-        || sets
-            .ports
-            .contains(&vec![pod, atom, Key::Proto(proto), Key::Port(port)])
+        || sets.ports.contains(&smallvec::smallvec![
+            pod,
+            atom,
+            Key::Proto(proto),
+            Key::Port(port)
+        ])
         || sets.ranges.iter().any(|e| {
             e[..2] == [pod, atom]
                 && e[2] == Key::Proto(proto)

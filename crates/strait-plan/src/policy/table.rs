@@ -219,7 +219,7 @@ pub fn add_direction(table: &mut Table, d: Direction, policies: &[Policy], iso: 
             .iter()
             .map(|(ip, class)| {
                 (
-                    vec![Key::Ipv4(*ip)],
+                    smallvec::smallvec![Key::Ipv4(*ip)],
                     MapData::Verdict(Verdict::Jump(chain_of[class].clone())),
                 )
             })

@@ -8,23 +8,23 @@ use super::*;
 pub(super) struct Built {
     /// Every source's view: ClusterIPs, and external addresses with every
     /// endpoint (what pods and this node use for eTP Local too).
-    pub(super) service_ips: Vec<(Vec<Key>, Verdict)>,
-    pub(super) nodeports: Vec<(Vec<Key>, Verdict)>,
+    pub(super) service_ips: Vec<(KeyVec, Verdict)>,
+    pub(super) nodeports: Vec<(KeyVec, Verdict)>,
     /// eTP Local, traffic from outside: this node's endpoints, or drop.
-    pub(super) ext_local_ips: Vec<(Vec<Key>, Verdict)>,
-    pub(super) ext_local_nodeports: Vec<(Vec<Key>, Verdict)>,
-    pub(super) no_ep_ips: Vec<(Vec<Key>, Verdict)>,
-    pub(super) no_ep_nodeports: Vec<(Vec<Key>, Verdict)>,
+    pub(super) ext_local_ips: Vec<(KeyVec, Verdict)>,
+    pub(super) ext_local_nodeports: Vec<(KeyVec, Verdict)>,
+    pub(super) no_ep_ips: Vec<(KeyVec, Verdict)>,
+    pub(super) no_ep_nodeports: Vec<(KeyVec, Verdict)>,
     /// Keys of `service_ips` / `nodeports` already claimed (first wins).
-    pub(super) claimed_ips: foldhash::HashSet<Vec<Key>>,
-    pub(super) claimed_nodeports: foldhash::HashSet<Vec<Key>>,
+    pub(super) claimed_ips: foldhash::HashSet<KeyVec>,
+    pub(super) claimed_nodeports: foldhash::HashSet<KeyVec>,
     /// eTP Cluster external addresses and NodePorts: marked for masquerade.
-    pub(super) masq_ips: Vec<Vec<Key>>,
-    pub(super) masq_nodeports: Vec<Vec<Key>>,
+    pub(super) masq_ips: Vec<KeyVec>,
+    pub(super) masq_nodeports: Vec<KeyVec>,
     /// eTP Local external addresses and NodePorts: marked when this node
     /// is the client.
-    pub(super) node_masq_ips: Vec<Vec<Key>>,
-    pub(super) node_masq_nodeports: Vec<Vec<Key>>,
+    pub(super) node_masq_ips: Vec<KeyVec>,
+    pub(super) node_masq_nodeports: Vec<KeyVec>,
     /// Endpoint addresses (an endpoint reaching itself is masqueraded).
     pub(super) hairpin: BTreeSet<Ipv4Addr>,
     /// This node's pod CIDRs: only its own pods can hairpin here.
@@ -34,7 +34,7 @@ pub(super) struct Built {
     /// ClusterIPs outside it (treated as part of it).
     pub(super) outside_cidr: BTreeSet<Ipv4Addr>,
     /// Grouped endpoint maps: key . index -> endpoint address . port.
-    pub(super) groups: BTreeMap<Group, Vec<(Vec<Key>, MapData)>>,
+    pub(super) groups: BTreeMap<Group, Vec<(KeyVec, MapData)>>,
     /// Per-service chains (sessionAffinity ClientIP only) by name.
     pub(super) chains: BTreeMap<String, Chain>,
     /// Endpoint chains to create (sessionAffinity ClientIP only).
@@ -81,7 +81,7 @@ impl Built {
         let elements = self.groups.entry(group).or_default();
         elements.reserve(eps.len());
         for (i, (ip, port)) in (0u32..).zip(eps) {
-            let mut k = Vec::with_capacity(key.len() + 1);
+            let mut k = KeyVec::with_capacity(key.len() + 1);
             k.extend_from_slice(key);
             k.push(Key::Index(i));
             elements.push((k, MapData::AddrPort(*ip, *port)));

@@ -111,7 +111,7 @@ pub(super) fn emit(built: Built, table: &mut Table) {
             built
                 .hairpin
                 .iter()
-                .map(|ip| vec![Key::Ipv4(*ip), Key::Ipv4(*ip)])
+                .map(|ip| smallvec::smallvec![Key::Ipv4(*ip), Key::Ipv4(*ip)])
                 .collect(),
             "endpoint . endpoint: an endpoint reaching itself through a service",
         ),

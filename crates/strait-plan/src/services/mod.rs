@@ -42,6 +42,7 @@
 //! a DNAT), a new one is remembered on the way.
 
 use crate::egress::{CLUSTER_SET, POSTROUTING_CHAIN};
+use crate::nft::KeyVec;
 use crate::nft::{
     Addrs, BaseChain, Chain, ChainType, ConcatSet, CtState, FibAddr, Hook, IpFamily, Key, KeyExpr,
     KeyType, L4Proto, Map, MapData, MapValue, Match, Policy, RejectWith, Rule, Set, SetKind,

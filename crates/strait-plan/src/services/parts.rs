@@ -60,7 +60,7 @@ pub(super) const PORT_KEY: [KeyExpr; 2] = [KeyExpr::L4Proto, KeyExpr::Dport];
 pub(super) fn map(
     name: &str,
     key: &[KeyType],
-    elements: Vec<(Vec<Key>, Verdict)>,
+    elements: Vec<(KeyVec, Verdict)>,
     comment: &str,
 ) -> Map {
     Map {
@@ -77,7 +77,7 @@ pub(super) fn map(
 }
 
 /// First wins for a key listed twice (two services claiming one address).
-pub(super) fn unique(mut elements: Vec<(Vec<Key>, Verdict)>) -> Vec<(Vec<Key>, Verdict)> {
+pub(super) fn unique(mut elements: Vec<(KeyVec, Verdict)>) -> Vec<(KeyVec, Verdict)> {
     let mut seen = foldhash::HashSet::with_capacity_and_hasher(elements.len(), Default::default());
     elements.retain(|(k, _)| seen.insert(k.clone()));
     elements
@@ -86,7 +86,7 @@ pub(super) fn unique(mut elements: Vec<(Vec<Key>, Verdict)>) -> Vec<(Vec<Key>, V
 pub(super) fn concat_set(
     name: &str,
     key: &[KeyType],
-    elements: Vec<Vec<Key>>,
+    elements: Vec<KeyVec>,
     comment: &str,
 ) -> ConcatSet {
     ConcatSet {

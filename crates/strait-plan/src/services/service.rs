@@ -77,7 +77,9 @@ pub(super) fn add_service(
         let eps = endpoints_for(slices, &port_name, proto);
         let cluster = select_endpoints(&eps, None);
         let local = select_endpoints(&eps, Some(local_node));
-        let ip_key = |addr: Ipv4Addr| vec![Key::Ipv4(addr), Key::Proto(proto), Key::Port(port)];
+        let ip_key = |addr: Ipv4Addr| -> KeyVec {
+            smallvec::smallvec![Key::Ipv4(addr), Key::Proto(proto), Key::Port(port)]
+        };
         let reject = Verdict::Goto(REJECT_CHAIN.to_string());
         if cluster.is_empty() {
             built.no_ep_ips.push((ip_key(cluster_ip), reject.clone()));
@@ -85,9 +87,10 @@ pub(super) fn add_service(
                 built.no_ep_ips.push((ip_key(*a), reject.clone()));
             }
             if let Some(np) = node_port {
-                built
-                    .no_ep_nodeports
-                    .push((vec![Key::Proto(proto), Key::Port(np)], reject.clone()));
+                built.no_ep_nodeports.push((
+                    smallvec::smallvec![Key::Proto(proto), Key::Port(np)],
+                    reject.clone(),
+                ));
             }
             continue;
         }
@@ -142,7 +145,11 @@ pub(super) fn add_service(
             built.add_external(ip_key(*a), false, &views);
         }
         if let Some(np) = node_port {
-            built.add_external(vec![Key::Proto(proto), Key::Port(np)], true, &views);
+            built.add_external(
+                smallvec::smallvec![Key::Proto(proto), Key::Port(np)],
+                true,
+                &views,
+            );
         }
     }
     true
@@ -163,7 +170,7 @@ impl Built {
     /// with eTP Cluster, marked); with eTP Local, traffic from outside gets
     /// this node's endpoints, unmarked. The first Service to claim a key
     /// keeps it.
-    pub(super) fn add_external(&mut self, key: Vec<Key>, nodeport: bool, v: &Views) {
+    pub(super) fn add_external(&mut self, key: KeyVec, nodeport: bool, v: &Views) {
         let claimed = if nodeport {
             &mut self.claimed_nodeports
         } else {

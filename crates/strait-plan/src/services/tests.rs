@@ -205,7 +205,7 @@ fn pod_to_remote_endpoint_is_not_marked() {
         .find(|s| s.name == HAIRPIN_SET)
         .unwrap();
     assert!(
-        !hairpin.elements.contains(&vec![ep, ep]),
+        !hairpin.elements.contains(&smallvec::smallvec![ep, ep]),
         "{:?}",
         hairpin.elements
     );

@@ -347,7 +347,7 @@ fn svc_map(elements: Vec<(Vec<Key>, Verdict)>) -> Map {
         value: MapValue::Verdict,
         elements: elements
             .into_iter()
-            .map(|(k, v)| (k, MapData::Verdict(v)))
+            .map(|(k, v)| (k.into(), MapData::Verdict(v)))
             .collect(),
         comment: None,
     }
@@ -521,14 +521,14 @@ fn group_table(sub_rules: Vec<Rule>, elements: Vec<(Vec<Key>, MapData)>) -> Tabl
             KeyType::Numgen(2),
         ],
         value: MapValue::Ipv4AddrPort,
-        elements,
+        elements: elements.into_iter().map(|(k, d)| (k.into(), d)).collect(),
         comment: None,
     });
     t.concat_sets.push(ConcatSet {
         interval: false,
         name: "hairpin".into(),
         key: vec![KeyType::Ipv4Addr, KeyType::Ipv4Addr],
-        elements: vec![vec![
+        elements: vec![smallvec::smallvec![
             Key::Ipv4("10.42.1.5".parse().unwrap()),
             Key::Ipv4("10.42.1.5".parse().unwrap()),
         ]],
@@ -618,7 +618,7 @@ fn grouped_maps_and_concat_sets() {
     // Concatenation sets hold elements of their type, and share the name
     // space with sets and maps.
     let mut t = group_table(vec![], good());
-    t.concat_sets[0].elements.push(addr_key(80));
+    t.concat_sets[0].elements.push(addr_key(80).into());
     assert!(invalid(&t).contains("set hairpin: element"));
     let mut t = group_table(vec![], good());
     t.concat_sets[0].name = "eps-n2".into();

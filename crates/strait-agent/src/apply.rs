@@ -145,9 +145,9 @@ impl Applier {
             if let Some((diff, middles)) = incremental::changes_and_middles(old, table) {
                 let stamp = old_stamp.after(old, table, &middles);
                 if !diff.is_empty() {
-                    let text = &stamp.text;
                     nft::apply(&format!(
-                        "{diff}flush chain inet {name} {STAMP_CHAIN}\nadd rule inet {name} {STAMP_CHAIN} return comment \"{text}\"\n"
+                        "{diff}{}",
+                        stamp_update("inet", name, &stamp.text)
                     ))?;
                     r.changes.push(incremental_summary(name, &diff));
                 }
@@ -689,16 +689,21 @@ pub(crate) fn kernel_stamp() -> Result<KernelTable, ApplyError> {
     use strait_kernel::nft_read;
     // Through netlink: any `nft list` of the table fetches every element
     // first (2 s at 10,000 Services).
-    if !nft_read::table_exists(FAMILY_INET, strait_plan::NFT_TABLE)? {
+    // `rule_comments` already says None when the table does not exist.
+    let Some(comments) = nft_read::rule_comments(FAMILY_INET, strait_plan::NFT_TABLE, STAMP_CHAIN)?
+    else {
         return Ok(KernelTable::Absent);
-    }
-    let comments = nft_read::rule_comments(FAMILY_INET, strait_plan::NFT_TABLE, STAMP_CHAIN)?;
+    };
     Ok(KernelTable::Stamped(
-        comments
-            .unwrap_or_default()
-            .into_iter()
-            .find(|c| c.starts_with("strait:")),
+        comments.into_iter().find(|c| c.starts_with("strait:")),
     ))
+}
+
+/// The transaction lines that replace the stamp of table `<family> <name>`.
+pub(crate) fn stamp_update(family: &str, name: &str, stamp: &str) -> String {
+    format!(
+        "flush chain {family} {name} {STAMP_CHAIN}\nadd rule {family} {name} {STAMP_CHAIN} return comment \"{stamp}\"\n"
+    )
 }
 
 /// What the kernel holds of the agent's table.

@@ -86,10 +86,10 @@ pub fn load_in_steps(table: &Table, stamp: &str) -> Result<usize, ApplyError> {
     .map_err(|e| ApplyError::Conflict(e.to_string()))?;
     let n = batch.len();
     batch.commit()?;
-    let id = format!("{} {}", table.family.as_str(), table.name);
-    nft::apply(&format!(
-        "flush chain {id} {chain}\nadd rule {id} {chain} return comment \"{stamp}\"\n",
-        chain = crate::apply::STAMP_CHAIN
+    nft::apply(&crate::apply::stamp_update(
+        table.family.as_str(),
+        &table.name,
+        stamp,
     ))?;
     Ok(n)
 }

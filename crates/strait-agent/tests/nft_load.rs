@@ -4,45 +4,30 @@
 //! golden Plan of strait-plan, listed by nft itself, in real namespaces.
 
 mod common;
-use serde::Deserialize;
-use std::path::{Path, PathBuf};
+#[path = "../../strait-plan/tests/golden_case/mod.rs"]
+mod golden_case;
+use golden_case::{compile_case, golden_dir};
+use std::path::PathBuf;
 use strait_agent::apply::Applier;
 use strait_agent::nft_load::load_in_steps;
 use strait_agent::run::{load_config, sync_once};
 use strait_lab::Netns;
-use strait_model::{parse_manifests, AgentConfig, Snapshot};
-use strait_plan::{compile, LocalNode};
-
-#[derive(Deserialize)]
-struct Case {
-    config: serde_yaml::Value,
-    local: LocalNode,
-    #[serde(default)]
-    manifests: String,
-}
-
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../strait-plan/tests/golden")
-}
 
 fn golden_tables() -> Vec<(String, strait_plan::nft::Table)> {
-    let mut out = Vec::new();
     let mut paths: Vec<PathBuf> = std::fs::read_dir(golden_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     paths.sort();
-    for path in paths {
-        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-        let case: Case = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let cfg = AgentConfig::from_yaml(&serde_yaml::to_string(&case.config).unwrap()).unwrap();
-        let snap = Snapshot::from_objects(parse_manifests(&case.manifests, &name).unwrap());
-        if let Ok(plan) = compile(&cfg, &case.local, &snap) {
-            out.push((name, (*plan.nft).clone()));
-        }
-    }
-    out
+    paths
+        .into_iter()
+        .filter_map(|path| {
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            let plan = compile_case(&path).ok()?;
+            Some((name, (*plan.nft).clone()))
+        })
+        .collect()
 }
 
 /// `nft -s list table` with its lines sorted (the order of elements in
@@ -171,21 +156,7 @@ fn services(n: usize) -> String {
 /// ordinary (not full) sync.
 #[test]
 fn the_agent_loads_a_large_table_through_netlink_only_when_none_exists() {
-    let ns = Netns::unique("stldG").unwrap();
-    for argv in [
-        &["ip", "link", "add", "eth0", "type", "bridge"][..],
-        &["ip", "addr", "add", "10.0.0.1/24", "dev", "eth0"],
-        &["ip", "link", "set", "eth0", "up"],
-    ] {
-        ns.exec_ok(argv).unwrap();
-    }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("manifests")).unwrap();
-    std::fs::write(
-        dir.path().join("agent.yaml"),
-        "clusterCIDR: 10.42.0.0/16\nserviceCIDR: 10.43.0.0/16\nbackend: host-gw\n",
-    )
-    .unwrap();
+    let (ns, dir) = common::one_node("stldG");
     std::fs::write(dir.path().join("manifests/all.yaml"), services(600)).unwrap();
     let opts = common::once_options(dir.path(), "node-1");
     let [first, restarted, full, deleted, changed, quiet] = ns

@@ -39,21 +39,7 @@ type Outcome = (Vec<String>, Vec<String>, Vec<String>);
 
 #[test]
 fn a_new_endpoint_count_group_is_added_incrementally() {
-    let ns = Netns::unique("stsvcap").unwrap();
-    for argv in [
-        &["ip", "link", "add", "eth0", "type", "bridge"][..],
-        &["ip", "addr", "add", "10.0.0.1/24", "dev", "eth0"],
-        &["ip", "link", "set", "eth0", "up"],
-    ] {
-        ns.exec_ok(argv).unwrap();
-    }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("manifests")).unwrap();
-    std::fs::write(
-        dir.path().join("agent.yaml"),
-        "clusterCIDR: 10.42.0.0/16\nserviceCIDR: 10.43.0.0/16\nbackend: host-gw\n",
-    )
-    .unwrap();
+    let (ns, dir) = common::one_node("stsvcap");
     let file = dir.path().join("manifests/all.yaml");
     std::fs::write(&file, web(&["10.42.2.5", "10.42.2.6"])).unwrap();
     let opts = common::once_options(dir.path(), "node-1");

@@ -119,8 +119,13 @@ pub fn compile(cfg: &AgentConfig, local: &LocalNode, snap: &Snapshot) -> Result<
     };
     let mut routes = routing.routes;
     routes.extend(egress::node_routes(cfg));
+    let service_cidr = match cfg.service_cidr {
+        IpNet::V4(v4) => Some(v4),
+        IpNet::V6(_) => None,
+    };
+    let outside_cidr = services::cluster_ips_outside(service_cidr, snap);
     routes.push(services::service_cidr_route(cfg));
-    routes.extend(services::outside_cluster_ip_routes(cfg, snap));
+    routes.extend(services::outside_cluster_ip_routes(cfg, &outside_cidr));
     routes.sort();
     routes.dedup();
     let mut neighbours = routing.neighbours;
@@ -133,12 +138,9 @@ pub fn compile(cfg: &AgentConfig, local: &LocalNode, snap: &Snapshot) -> Result<
     let mut table = nft::Table::new(nft::Family::Inet, NFT_TABLE);
     egress::add_to_table(cfg, cluster, &mut table, &mut warnings);
     let local_pods: Vec<ipnet::Ipv4Net> = nodes.local.iter().map(|c| c.cidr).collect();
-    let service_cidr = match cfg.service_cidr {
-        IpNet::V4(v4) => Some(v4),
-        IpNet::V6(_) => None,
-    };
     services::add_to_table(
         service_cidr,
+        outside_cidr,
         &local.name,
         &local_pods,
         snap,

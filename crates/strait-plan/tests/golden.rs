@@ -9,34 +9,9 @@
 //!
 //! A case whose compile fails renders as `error: <message>`.
 
-use serde::Deserialize;
+mod golden_case;
+use golden_case::{compile_case, golden_dir};
 use std::path::{Path, PathBuf};
-use strait_model::{parse_manifests, AgentConfig, Snapshot};
-use strait_plan::{compile, LocalNode};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Case {
-    config: serde_yaml::Value,
-    local: LocalNode,
-    #[serde(default)]
-    manifests: String,
-}
-
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
-}
-
-fn compile_case(path: &Path) -> Result<strait_plan::Plan, strait_plan::PlanError> {
-    let name = path.file_name().unwrap().to_string_lossy().into_owned();
-    let text = std::fs::read_to_string(path).unwrap();
-    let case: Case = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let cfg_text = serde_yaml::to_string(&case.config).unwrap();
-    let cfg = AgentConfig::from_yaml(&cfg_text).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let objects = parse_manifests(&case.manifests, &name).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let snap = Snapshot::from_objects(objects);
-    compile(&cfg, &case.local, &snap)
-}
 
 fn render_case(path: &Path) -> String {
     match compile_case(path) {

@@ -16,7 +16,8 @@ pub(super) fn emit(built: Built, table: &mut Table) {
         )
         .map(ipnet::IpNet::V4)
         .collect();
-    let has_service_addresses = (!service_addresses.is_empty()).then(|| {
+    let has_service_addresses = !service_addresses.is_empty();
+    if has_service_addresses {
         table.sets.push(Set {
             name: SERVICE_ADDRESSES_SET.to_string(),
             kind: SetKind::Ipv4Addr,
@@ -25,7 +26,7 @@ pub(super) fn emit(built: Built, table: &mut Table) {
             comment: Some("service CIDR and ClusterIPs outside it".to_string()),
             timeout: None,
         });
-    });
+    }
     let addr_type = [KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService];
     let port_type = [KeyType::InetProto, KeyType::InetService];
     table.maps.extend([
@@ -290,7 +291,7 @@ pub(super) fn emit(built: Built, table: &mut Table) {
                 dispatch(vec![this_node()], Some("this node reaches every endpoint")),
             ]
             .into_iter()
-            .chain(has_service_addresses.map(|()| {
+            .chain(has_service_addresses.then(|| {
                 // The endpoint's reply must come back through this node
                 // to be un-DNATed (kube-proxy marks the same traffic).
                 Rule::uncounted(
@@ -346,7 +347,7 @@ pub(super) fn emit(built: Built, table: &mut Table) {
                 ),
             ]
             .into_iter()
-            .chain(has_service_addresses.map(|()| {
+            .chain(has_service_addresses.then(|| {
                 // Runs after DNAT: a Service port's traffic has left the
                 // service CIDR by now; what is still in it has no Service.
                 Rule::uncounted(

@@ -112,11 +112,13 @@ fn v4(s: &str) -> Option<Ipv4Addr> {
 
 /// Adds the service maps and chains to `table` (which already holds the
 /// egress chains). Nothing when no Service has a ClusterIP. `service_cidr`
-/// (the config's, when IPv4): traffic from outside the cluster to it is
-/// masqueraded, and new connections to an address in it that no Service
+/// (the config's, when IPv4) and `outside_cidr`, the ClusterIPs outside it
+/// ([`cluster_ips_outside`]): traffic from outside the cluster to them is
+/// masqueraded, and new connections to an address in them that no Service
 /// port took (after DNAT) are rejected.
 pub fn add_to_table(
     service_cidr: Option<ipnet::Ipv4Net>,
+    outside_cidr: BTreeSet<Ipv4Addr>,
     local_node: &str,
     local_pods: &[ipnet::Ipv4Net],
     snap: &Snapshot,
@@ -137,7 +139,7 @@ pub fn add_to_table(
     let mut built = Built {
         local_pods: local_pods.to_vec(),
         service_cidr,
-        outside_cidr: cluster_ips_outside(service_cidr, snap),
+        outside_cidr,
         ..Built::default()
     };
     let mut any = false;
@@ -176,19 +178,15 @@ pub fn cluster_ips_outside(
         .collect()
 }
 
-/// Routes onto the pod bridge for ClusterIPs outside the service CIDR, for
-/// the reason [`service_cidr_route`] gives.
+/// Routes onto the pod bridge for ClusterIPs outside the service CIDR
+/// ([`cluster_ips_outside`]), for the reason [`service_cidr_route`] gives.
 pub fn outside_cluster_ip_routes(
     cfg: &strait_model::AgentConfig,
-    snap: &Snapshot,
+    outside: &BTreeSet<Ipv4Addr>,
 ) -> Vec<crate::RoutePlan> {
-    let cidr = match cfg.service_cidr {
-        ipnet::IpNet::V4(v4) => Some(v4),
-        ipnet::IpNet::V6(_) => None,
-    };
-    cluster_ips_outside(cidr, snap)
-        .into_iter()
-        .map(|ip| crate::RoutePlan {
+    outside
+        .iter()
+        .map(|&ip| crate::RoutePlan {
             dst: ipnet::IpNet::V4(ipnet::Ipv4Net::from(ip)),
             gateway: None,
             dev: Some(cfg.bridge.clone()),

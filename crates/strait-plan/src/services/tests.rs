@@ -119,8 +119,10 @@ fn table_from(snap: &Snapshot) -> (Table, Vec<String>) {
     let mut t = Table::new(Family::Inet, "strait");
     let mut warnings = Vec::new();
     crate::egress::add_to_table(&cfg, "10.42.0.0/16".parse().unwrap(), &mut t, &mut warnings);
+    let cidr = "10.43.0.0/16".parse().unwrap();
     add_to_table(
-        Some("10.43.0.0/16".parse().unwrap()),
+        Some(cidr),
+        cluster_ips_outside(Some(cidr), snap),
         "node-1",
         &["10.42.1.0/24".parse().unwrap()],
         snap,
@@ -155,13 +157,14 @@ fn cluster_ips_outside_the_service_cidr_join_it() {
         "clusterCIDR: 10.42.0.0/16\nserviceCIDR: 10.43.0.0/16\n",
     )
     .unwrap();
-    let routes = outside_cluster_ip_routes(&cfg, &snap);
+    let cidr = Some("10.43.0.0/16".parse().unwrap());
+    let routes = outside_cluster_ip_routes(&cfg, &cluster_ips_outside(cidr, &snap));
     assert_eq!(routes.len(), 1);
     assert_eq!(routes[0].dst, "10.96.0.10/32".parse().unwrap());
     assert_eq!(routes[0].dev.as_deref(), Some(cfg.bridge.as_str()));
     // Inside the CIDR: no extra element, no extra route.
     let inside = Snapshot::from_objects(parse_manifests(WEB, "test").unwrap());
-    assert!(outside_cluster_ip_routes(&cfg, &inside).is_empty());
+    assert!(outside_cluster_ip_routes(&cfg, &cluster_ips_outside(cidr, &inside)).is_empty());
 }
 
 const WEB: &str = "
@@ -313,7 +316,15 @@ fn off_cluster_masquerade_and_service_cidr_reject() {
     let mut w = Vec::new();
     crate::egress::add_to_table(&cfg, "10.42.0.0/16".parse().unwrap(), &mut t, &mut w);
     let snap = Snapshot::from_objects(parse_manifests(WEB, "test").unwrap());
-    add_to_table(None, "node-1", &[], &snap, &mut t, &mut w);
+    add_to_table(
+        None,
+        cluster_ips_outside(None, &snap),
+        "node-1",
+        &[],
+        &snap,
+        &mut t,
+        &mut w,
+    );
     let set = t
         .sets
         .iter()

@@ -571,46 +571,24 @@ spec:
 ",
     );
     std::thread::sleep(Duration::from_millis(500));
-    let mut cmd = lab_debug::node_command(
-        &lab.cluster,
-        &lab.topo.name,
+    let (_child, rx) = flows_child(
+        &lab,
         "node-1",
-        "flows",
-        std::path::Path::new(env!("CARGO_BIN_EXE_strait")),
-    )
-    .unwrap();
-    cmd.args([
-        "--pod",
-        "demo/client",
-        "--verdict",
-        "new",
-        "--count",
-        "1",
-        "--json",
-    ])
-    .stdout(std::process::Stdio::piped());
-    let mut child = Child(cmd.spawn().unwrap());
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
+        &[
+            "--pod",
+            "demo/client",
+            "--verdict",
+            "new",
+            "--count",
+            "1",
+            "--json",
+        ],
+    );
     // Probe until the listener (subscribing in the background) reports it.
-    let mut line = None;
-    for _ in 0..20 {
+    let line = first_line(&rx, || {
         lab.reach("pod/demo/client", "svc/demo/web", 80, Proto::Tcp);
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
-            line = Some(l);
-            break;
-        }
-    }
-    let line = line.expect("no flow event within 10 s");
+    })
+    .expect("no flow event within 10 s");
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["kind"], "new", "{line}");
     assert_eq!(v["proto"], "tcp", "{line}");
@@ -624,6 +602,15 @@ spec:
 
 /// `strait flows` in `node`'s namespace with `args`, its stdout lines on a
 /// channel.
+/// Runs `traffic` until the first line arrives on `rx` (up to 20 times,
+/// 500 ms apart).
+fn first_line(rx: &std::sync::mpsc::Receiver<String>, traffic: impl Fn()) -> Option<String> {
+    (0..20).find_map(|_| {
+        traffic();
+        rx.recv_timeout(Duration::from_millis(500)).ok()
+    })
+}
+
 fn flows_child(
     lab: &common::Lab,
     node: &str,
@@ -702,15 +689,10 @@ spec:
             "--json",
         ],
     );
-    let mut line = None;
-    for _ in 0..20 {
+    let line = first_line(&rx, || {
         lab.probe("pod/demo/client", "pod/demo/web", 81, Proto::Tcp);
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
-            line = Some(l);
-            break;
-        }
-    }
-    let line = line.expect("no dropped flow within 10 s");
+    })
+    .expect("no dropped flow within 10 s");
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["kind"], "dropped", "{line}");
     assert_eq!(v["proto"], "tcp", "{line}");

@@ -288,17 +288,16 @@ pub fn hook_forward(table: &mut Table) {
         counter: true,
         comment: Some(comment.to_string()),
     };
-    let rules = vec![
-        counted(
-            vec![Match::CtState(vec![CtState::Invalid])],
-            Verdict::Drop,
-            "policy: invalid",
-        ),
+    // Both hooks pass established flows and send isolated pods' egress to
+    // the egress chain.
+    let established = || {
         counted(
             vec![Match::CtState(vec![CtState::Established, CtState::Related])],
             Verdict::Accept,
             "policy: replies and established flows",
-        ),
+        )
+    };
+    let egress = |comment: &str| {
         counted(
             vec![Match::SaddrIn {
                 family: IpFamily::V4,
@@ -306,8 +305,17 @@ pub fn hook_forward(table: &mut Table) {
                 negate: false,
             }],
             Verdict::Jump(policy_chain(Direction::Egress)),
-            "policy: egress of this node's isolated pods",
+            comment,
+        )
+    };
+    let rules = vec![
+        counted(
+            vec![Match::CtState(vec![CtState::Invalid])],
+            Verdict::Drop,
+            "policy: invalid",
         ),
+        established(),
+        egress("policy: egress of this node's isolated pods"),
         counted(
             vec![Match::DaddrIn {
                 family: IpFamily::V4,
@@ -333,20 +341,8 @@ pub fn hook_forward(table: &mut Table) {
             policy: ChainPolicy::Accept,
         }),
         rules: vec![
-            counted(
-                vec![Match::CtState(vec![CtState::Established, CtState::Related])],
-                Verdict::Accept,
-                "policy: replies and established flows",
-            ),
-            counted(
-                vec![Match::SaddrIn {
-                    family: IpFamily::V4,
-                    addrs: set(Direction::Egress),
-                    negate: false,
-                }],
-                Verdict::Jump(policy_chain(Direction::Egress)),
-                "policy: egress of this node's isolated pods to this node",
-            ),
+            established(),
+            egress("policy: egress of this node's isolated pods to this node"),
         ],
     });
 }

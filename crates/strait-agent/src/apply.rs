@@ -159,7 +159,7 @@ impl Applier {
         let stamp = Stamp::of(table);
         let changed = self.last_nft.as_deref() != Some(stamp.text.as_str());
         if full || changed {
-            crate::nft_load::load_table(table, &stamp.text, absent, r)?;
+            crate::nft_load::load_table(table, &stamp.text, r)?;
             r.nft_reloaded = true;
             if changed && !absent {
                 r.changes.push(format!("nft table inet {name} rewritten"));
@@ -407,6 +407,10 @@ impl Applier {
             Ok(()) => done.push("deleted nft table inet strait".into()),
             Err(e) => failed.push(e.to_string()),
         }
+        // Left by an agent killed in the middle of a large load.
+        if let Err(e) = nft::delete_table("inet", crate::nft_load::BUILD_TABLE) {
+            failed.push(e.to_string());
+        }
         match std::fs::remove_file(&self.node_file) {
             Ok(()) => done.push(format!("removed {}", self.node_file.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -627,13 +631,24 @@ pub(crate) fn stamped(table: &Table) -> (String, String) {
 /// comments. The chain goes in a second block for the same table (same
 /// transaction), so the table itself is rendered as it is, without a copy.
 pub(crate) fn stamped_text(table: &Table, stamp: &str) -> String {
-    with_stamp(strait_plan::nft::render(table), table, stamp)
+    with_stamp(
+        strait_plan::nft::render(table),
+        table.family,
+        &table.name,
+        stamp,
+    )
 }
 
-/// `text` (a rendering of `table`) with the stamp chain block appended.
-pub(crate) fn with_stamp(mut text: String, table: &Table, stamp: &str) -> String {
+/// `text` (a rendering of table `<family> <name>`) with the stamp chain
+/// block appended.
+pub(crate) fn with_stamp(
+    mut text: String,
+    family: strait_plan::nft::Family,
+    name: &str,
+    stamp: &str,
+) -> String {
     use strait_plan::nft::{Chain, Rule, Verdict};
-    let mut block = Table::new(table.family, table.name.clone());
+    let mut block = Table::new(family, name.to_owned());
     block.chains.push(Chain {
         name: STAMP_CHAIN.into(),
         base: None,
@@ -648,7 +663,7 @@ pub(crate) fn with_stamp(mut text: String, table: &Table, stamp: &str) -> String
     let rendered = strait_plan::nft::render(&block);
     // Only the block: its own "add table" / "delete table" prelude would
     // delete what the first part just wrote.
-    let head = format!("table {} {} {{", table.family.as_str(), table.name);
+    let head = format!("table {} {name} {{", family.as_str());
     if let Some(at) = rendered.find(&head) {
         text.push_str(&rendered[at..]);
     }
@@ -685,7 +700,7 @@ fn incremental_summary(table: &str, diff: &str) -> String {
 }
 
 pub(crate) fn kernel_stamp() -> Result<KernelTable, ApplyError> {
-    use strait_kernel::nft_elements::FAMILY_INET;
+    use strait_kernel::nft_batch::FAMILY_INET;
     use strait_kernel::nft_read;
     // Through netlink: any `nft list` of the table fetches every element
     // first (2 s at 10,000 Services).

@@ -60,7 +60,7 @@ impl PolicyDrops {
 pub fn read_counters(table: &str) -> Result<Vec<(String, u64)>, String> {
     // Through netlink: `nft list counters` fetches every set element first
     // (1.5 s at 10,000 Services), and this runs on every sync.
-    strait_kernel::nft_read::counters(strait_kernel::nft_elements::FAMILY_INET, table)
+    strait_kernel::nft_read::counters(strait_kernel::nft_batch::FAMILY_INET, table)
         .map(|all| {
             all.into_iter()
                 .map(|(name, packets, _)| (name, packets))

@@ -1,7 +1,8 @@
-//! The cold-start load (skeleton through `nft -f`, elements through one
-//! netlink batch, then the stamp) must leave the kernel holding exactly
-//! what the atomic `nft -f` of the whole table leaves: checked for every
-//! golden Plan of strait-plan, listed by nft itself, in real namespaces.
+//! The netlink load (a dormant skeleton compiled by nft, copied with the
+//! elements into the real table in one netlink transaction) must leave the
+//! kernel holding exactly what the atomic `nft -f` of the whole table
+//! leaves: checked for every golden Plan of strait-plan, over an older
+//! table, listed by nft itself, in real namespaces.
 
 mod common;
 #[path = "../../strait-plan/tests/golden_case/mod.rs"]
@@ -9,7 +10,7 @@ mod golden_case;
 use golden_case::{compile_case, golden_dir};
 use std::path::PathBuf;
 use strait_agent::apply::Applier;
-use strait_agent::nft_load::load_in_steps;
+use strait_agent::nft_load::{load_by_netlink, BUILD_TABLE};
 use strait_agent::run::{load_config, sync_once};
 use strait_lab::Netns;
 
@@ -49,42 +50,60 @@ fn listing(ns: &Netns, table: &str) -> Vec<String> {
     lines
 }
 
+/// Loads `text` with `nft -f` in `ns`.
+fn nft_file(ns: &Netns, text: &str) -> Result<String, String> {
+    let script = std::env::temp_dir().join(format!("{}.nft", ns.name));
+    std::fs::write(&script, text).unwrap();
+    let out = ns.exec_ok(&["nft", "-f", script.to_str().unwrap()]);
+    std::fs::remove_file(&script).unwrap();
+    out.map_err(|e| e.to_string())
+}
+
+fn stamped(table: &strait_plan::nft::Table, stamp: &str) -> String {
+    let mut text = strait_plan::nft::render(table);
+    text.push_str(&format!(
+        "add chain inet {t} stamp\nadd rule inet {t} stamp return comment \"{stamp}\"\n",
+        t = table.name
+    ));
+    text
+}
+
 #[test]
-fn every_golden_table_loads_in_steps_as_it_loads_atomically() {
+fn every_golden_table_loads_by_netlink_as_it_loads_atomically() {
     let tables = golden_tables();
     assert!(tables.len() >= 15, "golden cases: {}", tables.len());
     let mut with_elements = 0;
+    // Each netlink load replaces the table of the case before it (another
+    // shape: other chains, sets, counters), as a resync replaces an older
+    // table; the first one finds none.
+    let by_netlink = Netns::unique("stldB").unwrap();
     for (name, table) in tables {
         let atomic = Netns::unique("stldA").unwrap();
-        let steps = Netns::unique("stldB").unwrap();
-        let mut text = strait_plan::nft::render(&table);
-        text.push_str(&format!(
-            "add chain inet {t} stamp\nadd rule inet {t} stamp return comment \"strait:0123456789abcdef\"\n",
-            t = table.name
-        ));
-        let script = std::env::temp_dir().join(format!("{}.nft", atomic.name));
-        std::fs::write(&script, &text).unwrap();
-        atomic
-            .exec_ok(&["nft", "-f", script.to_str().unwrap()])
+        nft_file(&atomic, &stamped(&table, "strait:0123456789abcdef"))
             .unwrap_or_else(|e| panic!("{name}: nft -f: {e}"));
-        std::fs::remove_file(&script).unwrap();
         let t = table.clone();
-        let n = steps
-            .run(move || load_in_steps(&t, "strait:0123456789abcdef").map_err(|e| e.to_string()))
+        let n = by_netlink
+            .run(move || load_by_netlink(&t, "strait:0123456789abcdef").map_err(|e| e.to_string()))
             .unwrap()
-            .unwrap_or_else(|e| panic!("{name}: load in steps: {e}"));
+            .unwrap_or_else(|e| panic!("{name}: load by netlink: {e}"));
         if n > 0 {
             with_elements += 1;
         }
         assert_eq!(
-            listing(&steps, &table.name),
+            listing(&by_netlink, &table.name),
             listing(&atomic, &table.name),
-            "{name}: the kernel holds something else after the load in steps ({n} elements by netlink)"
+            "{name}: the kernel holds something else after the netlink load ({n} elements)"
         );
-        let stamp = steps
+        let stamp = by_netlink
             .exec_ok(&["nft", "list", "chain", "inet", &table.name, "stamp"])
             .unwrap();
         assert!(stamp.contains("strait:0123456789abcdef"), "{name}: {stamp}");
+        let tables = by_netlink.exec_ok(&["nft", "list", "tables"]).unwrap();
+        assert_eq!(
+            tables.trim(),
+            format!("table inet {}", table.name),
+            "{name}: the build table must go in the same transaction"
+        );
     }
     // The cases exercise verdict maps, DNAT maps, mark maps, numgen keys,
     // concatenation sets and plain sets.
@@ -95,12 +114,14 @@ fn every_golden_table_loads_in_steps_as_it_loads_atomically() {
 }
 
 #[test]
-fn a_refused_batch_changes_no_element_and_leaves_a_stamp_that_matches_no_plan() {
+fn a_refused_batch_leaves_the_table_the_kernel_held() {
     let ns = Netns::unique("stldF").unwrap();
     let (_, mut table) = golden_tables()
         .into_iter()
         .find(|(n, _)| n == "services-clusterip")
         .unwrap();
+    nft_file(&ns, &stamped(&table, "strait:00000000000000aa")).unwrap();
+    let before = listing(&ns, &table.name);
     // A verdict map element pointing at a chain the table does not have:
     // nft would refuse the whole script; the kernel refuses the batch.
     let map = table
@@ -108,27 +129,36 @@ fn a_refused_batch_changes_no_element_and_leaves_a_stamp_that_matches_no_plan() 
         .iter_mut()
         .find(|m| m.value == strait_plan::nft::MapValue::Verdict && !m.elements.is_empty())
         .expect("a verdict map with elements");
-    let elements_before = map.elements.len();
     map.elements[0].1 =
         strait_plan::nft::MapData::Verdict(strait_plan::nft::Verdict::Goto("no-such-chain".into()));
-    let name = map.name.clone();
     let t = table.clone();
     let err = ns
-        .run(move || load_in_steps(&t, "strait:0123456789abcdef").map_err(|e| e.to_string()))
+        .run(move || load_by_netlink(&t, "strait:0123456789abcdef").map_err(|e| e.to_string()))
         .unwrap()
         .unwrap_err();
-    assert!(err.contains("netlink element batch"), "{err}");
-    let listed = ns
-        .exec_ok(&["nft", "list", "table", "inet", &table.name])
-        .unwrap();
-    assert!(listed.contains("strait:loading"), "{listed}");
-    let map_listing = ns
-        .exec_ok(&["nft", "list", "map", "inet", &table.name, &name])
-        .unwrap();
-    assert!(
-        !map_listing.contains("elements"),
-        "{elements_before} elements planned, none may be in the kernel: {map_listing}"
+    assert!(err.contains("netlink batch"), "{err}");
+    assert_eq!(
+        listing(&ns, &table.name),
+        before,
+        "a refused batch changed the table"
     );
+    let stamp = ns
+        .exec_ok(&["nft", "list", "chain", "inet", &table.name, "stamp"])
+        .unwrap();
+    assert!(stamp.contains("strait:00000000000000aa"), "{stamp}");
+    // The refused load left its dormant build table (as an agent killed
+    // mid-load would); the next load replaces it and removes it.
+    let tables = ns.exec_ok(&["nft", "list", "tables"]).unwrap();
+    assert!(tables.contains(BUILD_TABLE), "{tables}");
+    let (_, good) = golden_tables()
+        .into_iter()
+        .find(|(n, _)| n == "services-clusterip")
+        .unwrap();
+    ns.run(move || load_by_netlink(&good, "strait:0123456789abcdef").map_err(|e| e.to_string()))
+        .unwrap()
+        .unwrap();
+    let tables = ns.exec_ok(&["nft", "list", "tables"]).unwrap();
+    assert_eq!(tables.trim(), "table inet strait");
 }
 
 fn services(n: usize) -> String {
@@ -149,13 +179,12 @@ fn services(n: usize) -> String {
     text
 }
 
-/// Through the agent: a first sync into a namespace without the table takes
-/// the netlink path; an agent started later finds the stamp and changes
-/// nothing; the next sync with the table present is the atomic rewrite. A
-/// table deleted or changed behind the agent's back is put back by the next
-/// ordinary (not full) sync.
+/// Through the agent: a first sync takes the netlink path; an agent started
+/// later finds the stamp and changes nothing; a full resync with the table
+/// present takes the netlink path too. A table deleted or changed behind
+/// the agent's back is put back by the next ordinary (not full) sync.
 #[test]
-fn the_agent_loads_a_large_table_through_netlink_only_when_none_exists() {
+fn the_agent_loads_a_large_table_through_netlink() {
     let (ns, dir) = common::one_node("stldG");
     std::fs::write(dir.path().join("manifests/all.yaml"), services(600)).unwrap();
     let opts = common::once_options(dir.path(), "node-1");
@@ -179,27 +208,22 @@ fn the_agent_loads_a_large_table_through_netlink_only_when_none_exists() {
         })
         .unwrap()
         .unwrap();
-    assert!(
-        first
+    let by_netlink = |changes: &[String]| {
+        changes
             .iter()
-            .any(|c| c.contains("elements loaded through netlink")),
-        "{first:?}"
-    );
+            .any(|c| c.contains("loaded in one netlink transaction (1800 elements)"))
+    };
+    assert!(by_netlink(&first), "{first:?}");
     assert!(
         !restarted.iter().any(|c| c.contains("nft")),
         "a restarted agent rewrote a table that was right: {restarted:?}"
     );
-    assert!(
-        !full.iter().any(|c| c.contains("netlink")),
-        "with the table present, a full resync must be one atomic nft transaction: {full:?}"
-    );
+    assert!(by_netlink(&full), "{full:?}");
     assert!(
         deleted
             .iter()
             .any(|c| c.contains("was deleted outside the agent"))
-            && deleted
-                .iter()
-                .any(|c| c.contains("elements loaded through netlink")),
+            && by_netlink(&deleted),
         "{deleted:?}"
     );
     assert!(
@@ -215,4 +239,92 @@ fn the_agent_loads_a_large_table_through_netlink_only_when_none_exists() {
         .exec_ok(&["nft", "list", "map", "inet", "strait", "eps-n2"])
         .unwrap();
     assert_eq!(eps.matches(" : 10.42.").count(), 1200, "{eps}");
+}
+
+/// The replacement is one transaction: a client connecting to a ClusterIP
+/// over and over while the agent rewrites the whole table (full resyncs,
+/// each through the netlink path) never finds it missing or half loaded.
+/// A load that deleted the table first, or that filled the maps after the
+/// rules, would refuse or lose connections in between.
+#[test]
+fn clients_see_no_gap_while_the_table_is_replaced() {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let (ns, dir) = common::one_node("stldI");
+    // s0's endpoints (10.42.2.1, 10.42.3.1 port 8080) live in this
+    // namespace; the agent routes the service CIDR onto its bridge.
+    for argv in [
+        &["ip", "link", "set", "lo", "up"][..],
+        &["ip", "link", "add", "ep0", "type", "bridge"],
+        &["ip", "addr", "add", "10.42.2.1/32", "dev", "ep0"],
+        &["ip", "addr", "add", "10.42.3.1/32", "dev", "ep0"],
+        &["ip", "link", "set", "ep0", "up"],
+    ] {
+        ns.exec_ok(argv).unwrap();
+    }
+    std::fs::write(dir.path().join("manifests/all.yaml"), services(600)).unwrap();
+    let opts = common::once_options(dir.path(), "node-1");
+    let (loads, tries, failures) = ns
+        .run(
+            move || -> Result<(Vec<String>, usize, Vec<String>), String> {
+                let listener = TcpListener::bind("0.0.0.0:8080").map_err(|e| e.to_string())?;
+                std::thread::spawn(move || {
+                    // Each client waits for this answer, so a slow acceptor
+                    // (a busy 2-core machine) cannot overflow the backlog.
+                    for conn in listener.incoming().flatten() {
+                        let _ = (&conn).write_all(b"ok");
+                    }
+                });
+                let cfg = load_config(&opts.config)?;
+                let mut nl = strait_kernel::Netlink::open().map_err(|e| e.to_string())?;
+                let mut applier = Applier::new(&opts.node_file).map_err(|e| e.to_string())?;
+                let mut loads = sync_once(&cfg, &opts, &mut applier, &mut nl, true, None)?.changes;
+                let stop = Arc::new(AtomicBool::new(false));
+                let client = {
+                    let stop = Arc::clone(&stop);
+                    // Spawned from this thread: it is in the node's namespace.
+                    std::thread::spawn(move || {
+                        let to: SocketAddr = "10.43.1.1:80".parse().unwrap();
+                        let (mut tries, mut failures) = (0, Vec::new());
+                        while !stop.load(Ordering::Relaxed) {
+                            tries += 1;
+                            let answer = TcpStream::connect_timeout(&to, Duration::from_secs(1))
+                                .and_then(|mut c| {
+                                    c.set_read_timeout(Some(Duration::from_secs(1)))?;
+                                    let mut buf = [0u8; 2];
+                                    c.read_exact(&mut buf)
+                                });
+                            if let Err(e) = answer {
+                                failures.push(format!("try {tries}: {e}"));
+                            }
+                        }
+                        (tries, failures)
+                    })
+                };
+                for _ in 0..5 {
+                    loads
+                        .extend(sync_once(&cfg, &opts, &mut applier, &mut nl, true, None)?.changes);
+                }
+                stop.store(true, Ordering::Relaxed);
+                let (tries, failures) = client.join().unwrap();
+                Ok((loads, tries, failures))
+            },
+        )
+        .unwrap()
+        .unwrap();
+    let netlink_loads = loads
+        .iter()
+        .filter(|c| c.contains("loaded in one netlink transaction"))
+        .count();
+    assert_eq!(netlink_loads, 6, "{loads:?}");
+    assert!(tries > 50, "only {tries} connections tried");
+    assert!(
+        failures.is_empty(),
+        "{} of {tries} connections failed during the resyncs: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
 }

@@ -1,5 +1,5 @@
 //! nfnetlink framing for the few nftables messages strait sends itself
-//! (see `nft_elements` and `nft_read`): message and attribute builders, a
+//! (see `nft_batch` and `nft_read`): message and attribute builders, a
 //! request/dump exchange on a NETLINK_NETFILTER socket, and an attribute
 //! walker. Everything else about nftables goes through the `nft` binary.
 
@@ -12,6 +12,7 @@ pub(crate) const NLM_F_REQUEST: u16 = 0x1;
 pub(crate) const NLM_F_ACK: u16 = 0x4;
 pub(crate) const NLM_F_DUMP: u16 = 0x300;
 pub(crate) const NLM_F_CREATE: u16 = 0x400;
+pub(crate) const NLM_F_APPEND: u16 = 0x800;
 const NLA_F_NESTED: u16 = 0x8000;
 pub(crate) const NFNL_SUBSYS_NFTABLES: u16 = 10;
 
@@ -202,12 +203,28 @@ pub(crate) fn text(v: &[u8]) -> String {
 }
 
 /// The kernel's error text (NLMSGERR_ATTR_MSG) from an error message sent
-/// with NETLINK_CAP_ACK, if any.
+/// with NETLINK_CAP_ACK, if any, with the refused message's `NFT_MSG_*`
+/// type and the offset of the attribute at fault (NLMSGERR_ATTR_OFFS),
+/// so a refused batch names what it refused.
 fn ext_ack_text(msg: &[u8]) -> Option<String> {
     // nlmsghdr (16) + error (4) + the failing message's nlmsghdr (16), then
     // the TLVs.
-    attrs(msg.get(36..)?)
-        .into_iter()
-        .find(|(kind, _)| *kind == 1)
+    let kind = u16::from_ne_bytes(msg.get(24..26)?.try_into().ok()?);
+    let tlvs = attrs(msg.get(36..)?);
+    let text = tlvs
+        .iter()
+        .find(|(t, _)| *t == 1)
         .map(|(_, v)| text(v))
+        .unwrap_or_else(|| "no reason given".into());
+    let offset = tlvs
+        .iter()
+        .find(|(t, v)| *t == 2 && v.len() == 4)
+        .map(|(_, v)| u32::from_ne_bytes([v[0], v[1], v[2], v[3]]));
+    Some(match offset {
+        Some(o) => format!(
+            "{text}; message type {}, attribute at byte {o}",
+            kind & 0xff
+        ),
+        None => format!("{text}; message type {}", kind & 0xff),
+    })
 }

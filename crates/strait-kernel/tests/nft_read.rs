@@ -1,7 +1,7 @@
 //! nft_read against a real table in a fresh namespace: table presence,
 //! rule comments, named counters (after real packets).
 
-use strait_kernel::nft_elements::FAMILY_INET;
+use strait_kernel::nft_batch::FAMILY_INET;
 use strait_kernel::nft_read;
 use strait_lab::Netns;
 

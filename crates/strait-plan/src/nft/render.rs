@@ -17,19 +17,31 @@ use std::fmt::Write;
 
 /// The script: `add table`, `delete table`, then the table block.
 pub fn render(table: &Table) -> String {
-    render_with(table, false)
+    render_with(table, None)
 }
 
-/// The same script without the elements that [`super::wire`] can write to
-/// the kernel itself (see [`super::wire::loaded_by_netlink`]): the sets and
-/// maps are declared, empty.
-pub fn render_skeleton(table: &Table) -> String {
-    render_with(table, true)
+/// The script of a *dormant* copy of the table named `name` (its base
+/// chains are not hooked: it sees no packet), without the elements that
+/// [`super::wire`] can write to the kernel itself (see
+/// [`super::wire::loaded_by_netlink`]): those sets and maps are declared,
+/// empty. The agent reads the kernel's encoding of this copy back and
+/// writes it under the real name together with the elements
+/// (strait-kernel `nft_copy`).
+pub fn render_skeleton(table: &Table, name: &str) -> String {
+    render_with(table, Some(name))
 }
 
-fn render_with(table: &Table, skeleton: bool) -> String {
-    let id = format!("{} {}", table.family.as_str(), table.name);
+fn render_with(table: &Table, skeleton: Option<&str>) -> String {
+    let id = format!(
+        "{} {}",
+        table.family.as_str(),
+        skeleton.unwrap_or(&table.name)
+    );
     let mut out = format!("add table {id}\ndelete table {id}\ntable {id} {{\n");
+    if skeleton.is_some() {
+        out.push_str("\tflags dormant\n");
+    }
+    let skeleton = skeleton.is_some();
     let mut first = true;
     for counter in &table.counters {
         if !first {

@@ -1,7 +1,7 @@
 //! Set and map elements as the kernel stores them: the bytes of an
 //! nftables element key and its data, for the agent to write through
 //! netlink instead of asking `nft` to parse 100,000 lines of text (see
-//! `strait_kernel::nft_elements`).
+//! `strait_kernel::nft_batch`).
 //!
 //! The layout is nftables' register layout: a single-component key is the
 //! value's own bytes (an IPv4 address 4, a protocol 1, a port 2 in network
@@ -15,7 +15,7 @@ use super::ir::{ConcatSet, Key, Map, MapData, Set, Table, Verdict};
 use crate::nft::KeyVec;
 use std::net::IpAddr;
 
-/// What an element maps to (mirrors `strait_kernel::nft_elements::ElementData`;
+/// What an element maps to (mirrors `strait_kernel::nft_batch::ElementData`;
 /// this crate does not depend on the kernel crate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WireData<'a> {

@@ -1,5 +1,7 @@
-//! Set and map elements written straight to the kernel as one nfnetlink
-//! batch (one nftables transaction), without the `nft` binary.
+//! One nftables transaction written straight to the kernel as an
+//! nfnetlink batch, without the `nft` binary: set and map elements,
+//! replacing or deleting a table, and declarations copied from another
+//! table (`nft_copy`).
 //!
 //! Why by hand: loading 100,000 service endpoints with `nft -f` spends
 //! about three quarters of its time in nft's parser and evaluator, turning
@@ -20,7 +22,10 @@ use std::os::fd::AsRawFd;
 
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
+const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFTA_TABLE_NAME: u16 = 1;
 
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
@@ -62,9 +67,9 @@ pub mod verdict {
     pub const RETURN: i32 = -5;
 }
 
-/// One transaction's worth of `add element`s, framed as nfnetlink messages
-/// while they are added; [`ElementBatch::commit`] sends them at once.
-pub struct ElementBatch {
+/// One transaction, framed as nfnetlink messages while it is built;
+/// [`Batch::commit`] sends it at once. Elements go to the batch's table.
+pub struct Batch {
     family: u8,
     table: String,
     b: Builder,
@@ -73,19 +78,22 @@ pub struct ElementBatch {
     /// The open NEWSETELEM message: where it starts, where its element list
     /// attribute starts, and which set it fills.
     open: Option<(usize, usize, String)>,
+    /// Where the message started by [`Batch::message`] begins.
+    building: Option<usize>,
     elements: usize,
 }
 
-impl ElementBatch {
+impl Batch {
     pub fn new(family: u8, table: &str) -> Self {
         let mut b = Builder::default();
         b.message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES);
-        ElementBatch {
+        Batch {
             family,
             table: table.to_owned(),
             b,
             acked: 0,
             open: None,
+            building: None,
             elements: 0,
         }
     }
@@ -97,6 +105,52 @@ impl ElementBatch {
 
     pub fn is_empty(&self) -> bool {
         self.elements == 0
+    }
+
+    /// The table this batch writes to.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Replaces the batch's table with an empty one: create it (so the
+    /// delete cannot fail), delete it (with everything in it), create it.
+    pub fn replace_table(&mut self) {
+        let name = self.table.clone();
+        for msg in [NFT_MSG_NEWTABLE, NFT_MSG_DELTABLE, NFT_MSG_NEWTABLE] {
+            let b = self.message(msg, 0);
+            b.attr_str(NFTA_TABLE_NAME, &name);
+            self.finish_message();
+        }
+    }
+
+    /// Deletes table `name` of the batch's family; the transaction fails
+    /// if it does not exist.
+    pub fn delete_table(&mut self, name: &str) {
+        let b = self.message(NFT_MSG_DELTABLE, 0);
+        b.attr_str(NFTA_TABLE_NAME, name);
+        self.finish_message();
+    }
+
+    /// Starts an acknowledged `NFT_MSG_*` message (`flags` besides REQUEST,
+    /// CREATE and ACK); the caller adds its attributes and ends it with
+    /// [`Batch::finish_message`].
+    pub(crate) fn message(&mut self, msg: u16, flags: u16) -> &mut Builder {
+        self.close();
+        let start = self.b.message(
+            nft_type(msg),
+            NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK | flags,
+            self.family,
+            0,
+        );
+        self.acked += 1;
+        self.building = Some(start);
+        &mut self.b
+    }
+
+    pub(crate) fn finish_message(&mut self) {
+        if let Some(start) = self.building.take() {
+            self.b.finish(start);
+        }
     }
 
     /// Adds one element to `set`: `key` (and `data` for a map) encoded as
@@ -142,7 +196,7 @@ impl ElementBatch {
         self.close();
         self.b
             .message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES);
-        let what = "netlink element batch";
+        let what = "netlink batch";
         let socket = nfnl::socket(what)?;
         // The whole batch goes in one sendmsg (one transaction); the
         // default send buffer is far smaller. SO_SNDBUFFORCE: we are root.
@@ -211,7 +265,7 @@ mod tests {
 
     #[test]
     fn one_message_per_set_and_per_64k() {
-        let mut b = ElementBatch::new(FAMILY_INET, "t");
+        let mut b = Batch::new(FAMILY_INET, "t");
         for i in 0u32..5000 {
             b.add("big", &i.to_ne_bytes(), ElementData::None);
         }

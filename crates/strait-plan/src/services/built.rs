@@ -33,8 +33,9 @@ pub(super) struct Built {
     pub(super) service_cidr: Option<ipnet::Ipv4Net>,
     /// ClusterIPs outside it (treated as part of it).
     pub(super) outside_cidr: BTreeSet<Ipv4Addr>,
-    /// Grouped endpoint maps: key . index -> endpoint address . port.
-    pub(super) groups: BTreeMap<Group, Vec<(KeyVec, MapData)>>,
+    /// Grouped endpoint maps: key . index -> endpoint address . port;
+    /// with the group's chain name (made once, cloned per Service).
+    pub(super) groups: BTreeMap<Group, (String, Vec<(KeyVec, MapData)>)>,
     /// Per-service chains (sessionAffinity ClientIP only) by name.
     pub(super) chains: BTreeMap<String, Chain>,
     /// Endpoint chains to create (sessionAffinity ClientIP only).
@@ -78,7 +79,10 @@ impl Built {
             local,
             n: u32::try_from(eps.len()).unwrap_or(u32::MAX),
         };
-        let elements = self.groups.entry(group).or_default();
+        let (chain, elements) = self
+            .groups
+            .entry(group)
+            .or_insert_with(|| (group.chain_name(), Vec::new()));
         elements.reserve(eps.len());
         for (i, (ip, port)) in (0u32..).zip(eps) {
             let mut k = KeyVec::with_capacity(key.len() + 1);
@@ -86,7 +90,7 @@ impl Built {
             k.push(Key::Index(i));
             elements.push((k, MapData::AddrPort(*ip, *port)));
         }
-        Verdict::Goto(group.chain_name())
+        Verdict::Goto(chain.clone())
     }
 
     /// The rules of a sessionAffinity ClientIP chain over `eps` (`timeout`

@@ -68,7 +68,7 @@ pub(super) fn emit(built: Built, table: &mut Table) {
         ),
     ]);
     let mut group_chains = Vec::new();
-    for (group, elements) in built.groups {
+    for (group, (_, elements)) in built.groups {
         let mut key: Vec<KeyType> = group.key_exprs().iter().map(|k| k.key_type()).collect();
         key.truncate(key.len() - 1);
         key.push(KeyType::Numgen(group.n));

@@ -3,12 +3,13 @@
 
 use super::*;
 
-/// One endpoint of a service port, as read from an EndpointSlice.
+/// One endpoint of a service port, as read from an EndpointSlice (its node
+/// name borrowed from the slice: 100,000 endpoints are read per compile).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Endpoint {
+pub struct Endpoint<'a> {
     pub ip: Ipv4Addr,
     pub port: u16,
-    pub node: Option<String>,
+    pub node: Option<&'a str>,
     pub ready: bool,
     pub serving: bool,
     pub terminating: bool,
@@ -17,8 +18,8 @@ pub struct Endpoint {
 /// The endpoints traffic may go to (kube-proxy's rule): restricted to
 /// `local_node` when given; the ready ones, or, when none is ready, the
 /// serving and terminating ones. Sorted, without duplicate (ip, port).
-pub fn select_endpoints(all: &[Endpoint], local_node: Option<&str>) -> Vec<(Ipv4Addr, u16)> {
-    let eligible = |e: &&Endpoint| local_node.is_none_or(|n| e.node.as_deref() == Some(n));
+pub fn select_endpoints(all: &[Endpoint<'_>], local_node: Option<&str>) -> Vec<(Ipv4Addr, u16)> {
+    let eligible = |e: &&Endpoint| local_node.is_none_or(|n| e.node == Some(n));
     let mut out: Vec<(Ipv4Addr, u16)> = all
         .iter()
         .filter(eligible)
@@ -53,7 +54,11 @@ pub(super) fn port_u16(p: i32) -> Option<u16> {
 
 /// Endpoints of the Service port named `port_name` with `proto`, from the
 /// service's slices (each slice says the resolved port per port name).
-pub(super) fn endpoints_for(slices: &[&Slice], port_name: &str, proto: L4Proto) -> Vec<Endpoint> {
+pub(super) fn endpoints_for<'a>(
+    slices: &[&'a Slice],
+    port_name: &str,
+    proto: L4Proto,
+) -> Vec<Endpoint<'a>> {
     let mut out = Vec::new();
     for slice in slices {
         if slice.address_type != "IPv4" {
@@ -81,7 +86,7 @@ pub(super) fn endpoints_for(slices: &[&Slice], port_name: &str, proto: L4Proto) 
                     out.push(Endpoint {
                         ip,
                         port,
-                        node: e.node_name.as_deref().map(str::to_string),
+                        node: e.node_name.as_deref(),
                         ready,
                         serving,
                         terminating,

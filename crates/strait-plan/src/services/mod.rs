@@ -133,7 +133,9 @@ pub fn add_to_table(
         }
     }
     let mut services: Vec<&Service> = snap.services.iter().collect();
-    services.sort_by(|a, b| {
+    // (namespace, name) is unique: an unstable sort is deterministic, and
+    // cheaper (10,000 names per compile).
+    services.sort_unstable_by(|a, b| {
         (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
     });
     let mut built = Built {

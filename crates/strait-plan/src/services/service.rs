@@ -67,21 +67,16 @@ pub(super) fn add_service(
         let Some(port) = port_u16(sp.port) else {
             continue;
         };
-        let port_name = sp.name.clone().unwrap_or_default();
-        let label = if port_name.is_empty() {
-            port.to_string()
-        } else {
-            port_name.clone()
-        };
+        let port_name = sp.name.as_deref().unwrap_or_default();
         let node_port = sp.node_port.and_then(port_u16);
-        let eps = endpoints_for(slices, &port_name, proto);
+        let eps = endpoints_for(slices, port_name, proto);
         let cluster = select_endpoints(&eps, None);
         let local = select_endpoints(&eps, Some(local_node));
         let ip_key = |addr: Ipv4Addr| -> KeyVec {
             smallvec::smallvec![Key::Ipv4(addr), Key::Proto(proto), Key::Port(port)]
         };
-        let reject = Verdict::Goto(REJECT_CHAIN.to_string());
         if cluster.is_empty() {
+            let reject = Verdict::Goto(REJECT_CHAIN.to_string());
             built.no_ep_ips.push((ip_key(cluster_ip), reject.clone()));
             for a in &external {
                 built.no_ep_ips.push((ip_key(*a), reject.clone()));
@@ -100,6 +95,11 @@ pub(super) fn add_service(
         let (svc_chain, svl_chain) = match affinity {
             None => (None, None),
             Some(timeout) => {
+                let label = if port_name.is_empty() {
+                    port.to_string()
+                } else {
+                    port_name.to_string()
+                };
                 let svc = built.chain_name("svc", ns, name, &label, proto);
                 let svl = built.chain_name("svl", ns, name, &label, proto);
                 if !int_local || has_external {

@@ -6,11 +6,17 @@ use strait_model::k8s::api::discovery::v1::{
 };
 use strait_model::parse_manifests;
 
-fn ep(ip: &str, node: &str, ready: bool, serving: bool, terminating: bool) -> Endpoint {
+fn ep(
+    ip: &str,
+    node: &'static str,
+    ready: bool,
+    serving: bool,
+    terminating: bool,
+) -> Endpoint<'static> {
     Endpoint {
         ip: ip.parse().unwrap(),
         port: 80,
-        node: Some(node.to_string()),
+        node: Some(node),
         ready,
         serving,
         terminating,

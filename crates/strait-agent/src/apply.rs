@@ -142,18 +142,35 @@ impl Applier {
             // moving to an endpoint-count group of its own): send those and
             // a new stamp in one transaction. Anything else, and every full
             // resync, rewrites the table.
-            if let Some((diff, middles)) = incremental::changes_and_middles(old, table) {
-                let stamp = old_stamp.after(old, table, &middles);
-                if !diff.is_empty() {
-                    nft::apply(&format!(
-                        "{diff}{}",
-                        stamp_update("inet", name, &stamp.text)
-                    ))?;
-                    r.changes.push(incremental_summary(name, &diff));
+            if let Some(changes) = incremental::changes_and_middles(old, table) {
+                let stamp = old_stamp.after(old, table, &changes.middles);
+                let applied = if changes.text.is_empty() {
+                    Ok(())
+                } else {
+                    crate::nft_update::apply_changes(table, &changes, &stamp.text).map(|path| {
+                        let mut summary = incremental_summary(name, &changes.text);
+                        if path == crate::nft_update::Path::Netlink {
+                            summary.push_str(" (netlink)");
+                        }
+                        r.changes.push(summary);
+                    })
+                };
+                match applied {
+                    Ok(()) => {
+                        self.last_nft = Some(stamp.text.clone());
+                        self.keep(table, stamp);
+                        return Ok(());
+                    }
+                    // The kernel's table is not what this agent loaded
+                    // after all (an element someone deleted by hand): load
+                    // the whole table now instead of failing every sync.
+                    Err(e) => {
+                        r.changes.push(format!(
+                            "incremental update refused ({e}); whole table loaded"
+                        ));
+                        self.last_nft = None;
+                    }
                 }
-                self.last_nft = Some(stamp.text.clone());
-                self.keep(table, stamp);
-                return Ok(());
             }
         }
         let stamp = Stamp::of(table);
@@ -855,9 +872,9 @@ mod tests {
                 }
             }
             let new = Arc::new(new);
-            let (_, middles) =
+            let changes =
                 incremental::changes_and_middles(&old, &new).expect("elements and objects only");
-            let followed = stamp.after(&old, &new, &middles);
+            let followed = stamp.after(&old, &new, &changes.middles);
             assert_eq!(followed, Stamp::of(&new), "round {round}");
             checked += 1;
             stamp = followed;

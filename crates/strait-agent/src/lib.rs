@@ -16,6 +16,7 @@ pub mod http;
 pub mod malloc_policy;
 pub mod metrics;
 pub mod nft_load;
+pub mod nft_update;
 pub mod node_file;
 pub mod policy_log;
 pub mod policy_metrics;

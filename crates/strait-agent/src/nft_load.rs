@@ -24,9 +24,9 @@
 
 use crate::apply::{stamped_text, with_stamp, ApplyError, Report};
 use strait_kernel::nft;
-use strait_kernel::nft_batch::{Batch, ElementData, FAMILY_INET};
+use strait_kernel::nft_batch::{Batch, FAMILY_INET};
 use strait_kernel::nft_copy;
-use strait_plan::nft::wire::{self, WireData};
+use strait_plan::nft::wire;
 use strait_plan::nft::{Family, Table};
 
 /// The dormant table a large load is compiled into (step 1 above).
@@ -82,12 +82,7 @@ pub fn load_by_netlink(table: &Table, stamp: &str) -> Result<usize, ApplyError> 
     batch.replace_table();
     batch.copy(&declarations);
     wire::for_each_element(table, |set, key, data| {
-        let data = match data {
-            WireData::None => ElementData::None,
-            WireData::Value(v) => ElementData::Value(v),
-            WireData::Verdict { code, chain } => ElementData::Verdict { code, chain },
-        };
-        batch.add(set, key, data);
+        batch.add(set, key, crate::nft_update::element_data(data));
     })
     .map_err(|e| ApplyError::Conflict(e.to_string()))?;
     let n = batch.len();

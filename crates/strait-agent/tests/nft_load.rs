@@ -328,3 +328,73 @@ fn clients_see_no_gap_while_the_table_is_replaced() {
         &failures[..failures.len().min(5)]
     );
 }
+
+/// An element-only change applied through netlink (`apply_changes`) leaves
+/// the kernel holding what `nft -f` of the new table leaves: for every
+/// golden table, each non-interval map loses its first element and its
+/// second maps to the third's data; each non-interval set loses its first
+/// element. Covers verdict maps, address . port maps, mark maps, numgen
+/// keys, concatenation sets and plain address sets.
+#[test]
+fn element_changes_through_netlink_match_a_full_load() {
+    use strait_agent::nft_update::{apply_changes, Path};
+    use strait_plan::nft::incremental::changes_and_middles;
+    let mut by_netlink = 0;
+    for (name, old) in golden_tables() {
+        let mut new = old.clone();
+        for m in new.maps.iter_mut().filter(|m| !m.interval) {
+            if m.elements.len() >= 3 {
+                m.elements[1].1 = m.elements[2].1.clone();
+            }
+            if !m.elements.is_empty() {
+                m.elements.remove(0);
+            }
+        }
+        for s in new.concat_sets.iter_mut().filter(|s| !s.interval) {
+            if !s.elements.is_empty() {
+                s.elements.remove(0);
+            }
+        }
+        for s in new
+            .sets
+            .iter_mut()
+            .filter(|s| !s.interval && s.timeout.is_none())
+        {
+            if !s.elements.is_empty() {
+                s.elements.remove(0);
+            }
+        }
+        if new == old {
+            continue;
+        }
+        let changed = Netns::unique("stldJ").unwrap();
+        let full = Netns::unique("stldK").unwrap();
+        nft_file(&changed, &stamped(&old, "strait:00000000000000aa")).unwrap();
+        nft_file(&full, &stamped(&new, "strait:0123456789abcdef")).unwrap();
+        let path = changed
+            .run(move || {
+                let changes = changes_and_middles(&old, &new).expect("elements only");
+                apply_changes(&new, &changes, "strait:0123456789abcdef").map_err(|e| e.to_string())
+            })
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(path, Path::Netlink, "{name}");
+        by_netlink += 1;
+        assert_eq!(
+            listing(&changed, "strait"),
+            listing(&full, "strait"),
+            "{name}: the netlink update left something else than a full load"
+        );
+        let stamp = changed
+            .exec_ok(&["nft", "list", "chain", "inet", "strait", "stamp"])
+            .unwrap();
+        assert_eq!(
+            stamp
+                .matches("return comment \"strait:0123456789abcdef\"")
+                .count(),
+            1,
+            "{name}: {stamp}"
+        );
+    }
+    assert!(by_netlink >= 10, "only {by_netlink} cases changed");
+}

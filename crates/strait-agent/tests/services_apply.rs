@@ -88,3 +88,44 @@ fn a_new_endpoint_count_group_is_added_incrementally() {
     assert_eq!(incremental, rewritten);
     assert_eq!(listing(&ns), rewritten);
 }
+
+/// An element changed behind the agent's back (the stamp still matches):
+/// the netlink update that deletes it is refused, and the same sync loads
+/// the whole table instead of failing on every sync after it.
+#[test]
+fn a_refused_incremental_update_loads_the_whole_table() {
+    let (ns, dir) = common::one_node("stsvcrf");
+    let file = dir.path().join("manifests/all.yaml");
+    std::fs::write(&file, web(&["10.42.2.5", "10.42.2.6"])).unwrap();
+    let opts = common::once_options(dir.path(), "node-1");
+    let changes = ns
+        .run(move || -> Result<Vec<String>, String> {
+            let cfg = load_config(&opts.config)?;
+            let mut applier = Applier::new(&opts.node_file).map_err(|e| e.to_string())?;
+            let mut nl = strait_kernel::Netlink::open().map_err(|e| e.to_string())?;
+            sync_once(&cfg, &opts, &mut applier, &mut nl, true, None)?;
+            strait_kernel::nft::apply("flush map inet strait eps-n2\n")
+                .map_err(|e| e.to_string())?;
+            std::fs::write(&file, web(&["10.42.2.5", "10.42.2.7"])).map_err(|e| e.to_string())?;
+            Ok(sync_once(&cfg, &opts, &mut applier, &mut nl, false, None)?.changes)
+        })
+        .unwrap()
+        .unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.starts_with("incremental update refused")),
+        "{changes:?}"
+    );
+    assert!(
+        changes.iter().any(|c| c.ends_with("rewritten")),
+        "{changes:?}"
+    );
+    let map = ns
+        .exec_ok(&["nft", "list", "map", "inet", "strait", "eps-n2"])
+        .unwrap();
+    assert!(
+        map.contains("10.42.2.5 . 8080") && map.contains("10.42.2.7 . 8080"),
+        "{map}"
+    );
+}

@@ -24,7 +24,21 @@ const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_DELTABLE: u16 = 2;
+const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_DELRULE: u16 = 8;
 const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_DELSETELEM: u16 = 14;
+const NFTA_RULE_TABLE: u16 = 1;
+const NFTA_RULE_CHAIN: u16 = 2;
+const NFTA_RULE_EXPRESSIONS: u16 = 4;
+const NFTA_RULE_USERDATA: u16 = 7;
+const NFTA_EXPR_NAME: u16 = 1;
+const NFTA_EXPR_DATA: u16 = 2;
+const NFTA_IMMEDIATE_DREG: u16 = 1;
+const NFTA_IMMEDIATE_DATA: u16 = 2;
+const NFT_REG_VERDICT: u32 = 0;
+/// libnftnl's rule userdata TLV holding `comment "..."`.
+const NFTNL_UDATA_RULE_COMMENT: u8 = 0;
 const NFTA_TABLE_NAME: u16 = 1;
 
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
@@ -75,9 +89,10 @@ pub struct Batch {
     b: Builder,
     /// Messages that will be answered with an ACK.
     acked: u32,
-    /// The open NEWSETELEM message: where it starts, where its element list
-    /// attribute starts, and which set it fills.
-    open: Option<(usize, usize, String)>,
+    /// The open NEWSETELEM or DELSETELEM message: where it starts, where
+    /// its element list attribute starts, which set it changes, and its
+    /// type.
+    open: Option<(usize, usize, String, u16)>,
     /// Where the message started by [`Batch::message`] begins.
     building: Option<usize>,
     elements: usize,
@@ -98,7 +113,7 @@ impl Batch {
         }
     }
 
-    /// How many elements were added.
+    /// How many elements the batch adds or deletes.
     pub fn len(&self) -> usize {
         self.elements
     }
@@ -116,8 +131,12 @@ impl Batch {
     /// delete cannot fail), delete it (with everything in it), create it.
     pub fn replace_table(&mut self) {
         let name = self.table.clone();
-        for msg in [NFT_MSG_NEWTABLE, NFT_MSG_DELTABLE, NFT_MSG_NEWTABLE] {
-            let b = self.message(msg, 0);
+        for (msg, flags) in [
+            (NFT_MSG_NEWTABLE, NLM_F_CREATE),
+            (NFT_MSG_DELTABLE, 0),
+            (NFT_MSG_NEWTABLE, NLM_F_CREATE),
+        ] {
+            let b = self.message(msg, flags);
             b.attr_str(NFTA_TABLE_NAME, &name);
             self.finish_message();
         }
@@ -131,14 +150,14 @@ impl Batch {
         self.finish_message();
     }
 
-    /// Starts an acknowledged `NFT_MSG_*` message (`flags` besides REQUEST,
-    /// CREATE and ACK); the caller adds its attributes and ends it with
+    /// Starts an acknowledged `NFT_MSG_*` message (`flags` besides REQUEST
+    /// and ACK); the caller adds its attributes and ends it with
     /// [`Batch::finish_message`].
     pub(crate) fn message(&mut self, msg: u16, flags: u16) -> &mut Builder {
         self.close();
         let start = self.b.message(
             nft_type(msg),
-            NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK | flags,
+            NLM_F_REQUEST | NLM_F_ACK | flags,
             self.family,
             0,
         );
@@ -156,11 +175,59 @@ impl Batch {
     /// Adds one element to `set`: `key` (and `data` for a map) encoded as
     /// the set was declared.
     pub fn add(&mut self, set: &str, key: &[u8], data: ElementData<'_>) {
-        let fits = matches!(&self.open, Some((_, list, s))
-            if s == set && self.b.buf.len() - list < MAX_LIST_BYTES);
+        self.element(NFT_MSG_NEWSETELEM, set, key, data);
+    }
+
+    /// Deletes the element with `key` from `set` (the transaction fails if
+    /// there is none).
+    pub fn delete(&mut self, set: &str, key: &[u8]) {
+        self.element(NFT_MSG_DELSETELEM, set, key, ElementData::None);
+    }
+
+    /// Deletes every rule of `chain` in the batch's table (`flush chain`).
+    pub fn flush_chain(&mut self, chain: &str) {
+        let table = self.table.clone();
+        let b = self.message(NFT_MSG_DELRULE, 0);
+        b.attr_str(NFTA_RULE_TABLE, &table);
+        b.attr_str(NFTA_RULE_CHAIN, chain);
+        self.finish_message();
+    }
+
+    /// Appends `return comment "<comment>"` to `chain`: the one rule strait
+    /// writes itself (the table's stamp).
+    pub fn add_return_rule(&mut self, chain: &str, comment: &str) {
+        let table = self.table.clone();
+        let b = self.message(NFT_MSG_NEWRULE, NLM_F_CREATE | nfnl::NLM_F_APPEND);
+        b.attr_str(NFTA_RULE_TABLE, &table);
+        b.attr_str(NFTA_RULE_CHAIN, chain);
+        let exprs = b.nest_start(NFTA_RULE_EXPRESSIONS);
+        let elem = b.nest_start(NFTA_LIST_ELEM);
+        b.attr_str(NFTA_EXPR_NAME, "immediate");
+        let data = b.nest_start(NFTA_EXPR_DATA);
+        b.attr(NFTA_IMMEDIATE_DREG, &NFT_REG_VERDICT.to_be_bytes());
+        let imm = b.nest_start(NFTA_IMMEDIATE_DATA);
+        let v = b.nest_start(NFTA_DATA_VERDICT);
+        b.attr(NFTA_VERDICT_CODE, &verdict::RETURN.to_be_bytes());
+        b.nest_end(v);
+        b.nest_end(imm);
+        b.nest_end(data);
+        b.nest_end(elem);
+        b.nest_end(exprs);
+        // The comment as libnftnl stores it: type, length, text with its NUL.
+        let text = &comment.as_bytes()[..comment.len().min(254)];
+        let mut udata = vec![NFTNL_UDATA_RULE_COMMENT, (text.len() + 1) as u8];
+        udata.extend_from_slice(text);
+        udata.push(0);
+        b.attr(NFTA_RULE_USERDATA, &udata);
+        self.finish_message();
+    }
+
+    fn element(&mut self, msg: u16, set: &str, key: &[u8], data: ElementData<'_>) {
+        let fits = matches!(&self.open, Some((_, list, s, m))
+            if *m == msg && s == set && self.b.buf.len() - list < MAX_LIST_BYTES);
         if !fits {
             self.close();
-            self.open_set(set);
+            self.open_set(msg, set);
         }
         let b = &mut self.b;
         let elem = b.nest_start(NFTA_LIST_ELEM);
@@ -216,10 +283,15 @@ impl Batch {
         }
     }
 
-    fn open_set(&mut self, set: &str) {
+    fn open_set(&mut self, msg: u16, set: &str) {
+        let create = if msg == NFT_MSG_NEWSETELEM {
+            NLM_F_CREATE
+        } else {
+            0
+        };
         let start = self.b.message(
-            nft_type(NFT_MSG_NEWSETELEM),
-            NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK,
+            nft_type(msg),
+            NLM_F_REQUEST | NLM_F_ACK | create,
             self.family,
             0,
         );
@@ -227,12 +299,12 @@ impl Batch {
         self.b.attr_str(NFTA_SET_ELEM_LIST_TABLE, &self.table);
         self.b.attr_str(NFTA_SET_ELEM_LIST_SET, set);
         let list = self.b.nest_start(NFTA_SET_ELEM_LIST_ELEMENTS);
-        self.open = Some((start, list, set.to_owned()));
+        self.open = Some((start, list, set.to_owned(), msg));
     }
 
     /// Ends the open NEWSETELEM message, if any.
     fn close(&mut self) {
-        if let Some((start, list, _)) = self.open.take() {
+        if let Some((start, list, _, _)) = self.open.take() {
             self.b.nest_end(list);
             self.b.finish(start);
         }

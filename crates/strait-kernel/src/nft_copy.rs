@@ -14,7 +14,7 @@
 //! nested attributes included; what else a dump holds (handles, use
 //! counts, statistics, a set's backend) is left out.
 
-use crate::nfnl::{self, nft_type, NLM_F_DUMP, NLM_F_REQUEST};
+use crate::nfnl::{self, nft_type, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST};
 use crate::nft::NftError;
 use crate::nft_batch::Batch;
 
@@ -144,22 +144,34 @@ impl Batch {
     /// that binds them).
     pub fn copy(&mut self, d: &Declarations) {
         for o in &d.objects {
-            self.copied(NFT_MSG_NEWOBJ, 0, o, OBJ_KEEP, None);
+            self.copied(NFT_MSG_NEWOBJ, NLM_F_CREATE, o, OBJ_KEEP, None);
         }
         for c in &d.chains {
-            self.copied(NFT_MSG_NEWCHAIN, 0, c, CHAIN_KEEP, None);
+            self.copied(NFT_MSG_NEWCHAIN, NLM_F_CREATE, c, CHAIN_KEEP, None);
         }
         for (i, s) in d.sets.iter().enumerate() {
             // The kernel requires an NFTA_SET_ID in every NEWSET (rules in
             // the same batch could name the set by it; ours name it).
             let id = u32::try_from(i + 1).unwrap_or(u32::MAX);
-            self.copied(NFT_MSG_NEWSET, 0, s, SET_KEEP, Some((NFTA_SET_ID, id)));
+            self.copied(
+                NFT_MSG_NEWSET,
+                NLM_F_CREATE,
+                s,
+                SET_KEEP,
+                Some((NFTA_SET_ID, id)),
+            );
         }
         for e in &d.elements {
-            self.copied(NFT_MSG_NEWSETELEM, 0, e, ELEMENTS_KEEP, None);
+            self.copied(NFT_MSG_NEWSETELEM, NLM_F_CREATE, e, ELEMENTS_KEEP, None);
         }
         for r in &d.rules {
-            self.copied(NFT_MSG_NEWRULE, nfnl::NLM_F_APPEND, r, RULE_KEEP, None);
+            self.copied(
+                NFT_MSG_NEWRULE,
+                NLM_F_CREATE | nfnl::NLM_F_APPEND,
+                r,
+                RULE_KEEP,
+                None,
+            );
         }
     }
 

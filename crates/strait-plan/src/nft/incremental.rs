@@ -17,11 +17,45 @@ use super::render::{data_text, key_text, render};
 use crate::nft::KeyVec;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
+use std::net::IpAddr;
 
 /// What turns `old` into `new`, or None when more than elements and whole
 /// objects differ. An empty string means nothing differs.
 pub fn changes(old: &Table, new: &Table) -> Option<String> {
-    changes_and_middles(old, new).map(|(text, _)| text)
+    changes_and_middles(old, new).map(|c| c.text)
+}
+
+/// An incremental change, as nft text and as data.
+#[derive(Debug, Default)]
+pub struct Changes<'a> {
+    /// The transaction for `nft -f` (without a stamp).
+    pub text: String,
+    pub middles: Middles<'a>,
+    /// The element changes, per set or map, in the text's order.
+    pub elements: Vec<ElementChange<'a>>,
+    /// Whether whole sets, maps, chains or counters come or go (then only
+    /// the text says everything).
+    pub objects: bool,
+}
+
+/// The elements one set or map loses and gains (a changed map element is
+/// in both: deleted, then added with its new data).
+#[derive(Debug)]
+pub struct ElementChange<'a> {
+    pub set: &'a str,
+    pub delete: Vec<Element<'a>>,
+    pub add: Vec<Element<'a>>,
+}
+
+/// One element, borrowed from a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Element<'a> {
+    /// Of a plain address set.
+    Addr(IpAddr),
+    /// Of a concatenation set, or a map element's key (to delete it).
+    Key(&'a [Key]),
+    /// Of a map.
+    Mapping(&'a [Key], &'a MapData),
 }
 
 /// The element lists of the maps and concatenation sets both versions
@@ -37,9 +71,10 @@ pub struct Middles<'a> {
 /// The old and the new middle of one element list.
 pub type Middle<'a, T> = (&'a [T], &'a [T]);
 
-/// [`changes`], and the [`Middles`] it found.
-pub fn changes_and_middles<'a>(old: &'a Table, new: &'a Table) -> Option<(String, Middles<'a>)> {
+/// [`changes`] as text and data, with the [`Middles`] it found.
+pub fn changes_and_middles<'a>(old: &'a Table, new: &'a Table) -> Option<Changes<'a>> {
     let mut found = Middles::default();
+    let mut element_changes = Vec::new();
     if old.family != new.family || old.name != new.name {
         return None;
     }
@@ -82,13 +117,18 @@ pub fn changes_and_middles<'a>(old: &'a Table, new: &'a Table) -> Option<(String
         return None;
     }
     let mut out = String::new();
-    // New objects, in a `table { }` block (which adds to the existing table).
-    if !(sets.added.is_empty()
+    let added = !(sets.added.is_empty()
         && concat.added.is_empty()
         && maps.added.is_empty()
         && chains.added.is_empty()
-        && counters.added.is_empty())
-    {
+        && counters.added.is_empty());
+    let removed = !(sets.removed.is_empty()
+        && concat.removed.is_empty()
+        && maps.removed.is_empty()
+        && chains.removed.is_empty()
+        && counters.removed.is_empty());
+    // New objects, in a `table { }` block (which adds to the existing table).
+    if added {
         let mut block = Table::new(new.family, &new.name);
         block.counters = counters.added.iter().map(|c| (*c).clone()).collect();
         block.sets = sets.added.iter().map(|s| (*s).clone()).collect();
@@ -109,24 +149,24 @@ pub fn changes_and_middles<'a>(old: &'a Table, new: &'a Table) -> Option<(String
             o_mid.iter().map(|(k, v)| (k.as_slice(), v)).collect();
         let after: HashMap<&[Key], &MapData> =
             n_mid.iter().map(|(k, v)| (k.as_slice(), v)).collect();
-        let mut delete = Vec::new();
-        let mut add = Vec::new();
+        let mut change = ElementChange::of(&n.name);
         for (k, v) in o_mid {
             match after.get(k.as_slice()) {
-                None => delete.push(key_text(k)),
+                None => change.delete.push(Element::Key(k)),
                 Some(nv) if *nv != v => {
-                    delete.push(key_text(k));
-                    add.push(format!("{} : {}", key_text(k), data_text(nv)));
+                    change.delete.push(Element::Key(k));
+                    change.add.push(Element::Mapping(k, nv));
                 }
                 Some(_) => {}
             }
         }
         for (k, v) in n_mid {
             if !before.contains_key(k.as_slice()) {
-                add.push(format!("{} : {}", key_text(k), data_text(v)));
+                change.add.push(Element::Mapping(k, v));
             }
         }
-        elements(&mut out, &id, &n.name, &delete, &add);
+        change.write(&mut out, &id);
+        element_changes.push(change);
     }
     for &(o, n) in &concat.common {
         let (o_mid, n_mid) = middles(&o.elements, &n.elements);
@@ -136,20 +176,20 @@ pub fn changes_and_middles<'a>(old: &'a Table, new: &'a Table) -> Option<(String
         found.concat_sets.insert(n.name.as_str(), (o_mid, n_mid));
         let before: HashSet<&[Key]> = o_mid.iter().map(|k| k.as_slice()).collect();
         let after: HashSet<&[Key]> = n_mid.iter().map(|k| k.as_slice()).collect();
-        let mut delete: Vec<String> = Vec::new();
+        let mut change = ElementChange::of(&n.name);
         let mut seen = HashSet::new();
         for k in o_mid {
             if !after.contains(k.as_slice()) && seen.insert(k.as_slice()) {
-                delete.push(key_text(k));
+                change.delete.push(Element::Key(k));
             }
         }
-        let mut add: Vec<String> = Vec::new();
         for k in n_mid {
             if !before.contains(k.as_slice()) && seen.insert(k.as_slice()) {
-                add.push(key_text(k));
+                change.add.push(Element::Key(k));
             }
         }
-        elements(&mut out, &id, &n.name, &delete, &add);
+        change.write(&mut out, &id);
+        element_changes.push(change);
     }
     for (o, n) in &sets.common {
         if n.interval || o.elements == n.elements {
@@ -157,11 +197,17 @@ pub fn changes_and_middles<'a>(old: &'a Table, new: &'a Table) -> Option<(String
         }
         let before: HashSet<_> = o.elements.iter().map(|e| e.addr()).collect();
         let after: HashSet<_> = n.elements.iter().map(|e| e.addr()).collect();
-        let mut delete: Vec<String> = before.difference(&after).map(|a| a.to_string()).collect();
-        let mut add: Vec<String> = after.difference(&before).map(|a| a.to_string()).collect();
+        let mut delete: Vec<IpAddr> = before.difference(&after).copied().collect();
+        let mut add: Vec<IpAddr> = after.difference(&before).copied().collect();
         delete.sort();
         add.sort();
-        elements(&mut out, &id, &n.name, &delete, &add);
+        let change = ElementChange {
+            set: &n.name,
+            delete: delete.into_iter().map(Element::Addr).collect(),
+            add: add.into_iter().map(Element::Addr).collect(),
+        };
+        change.write(&mut out, &id);
+        element_changes.push(change);
     }
     for c in &chains.removed {
         let _ = writeln!(out, "flush chain {id} {}", c.name);
@@ -182,7 +228,13 @@ pub fn changes_and_middles<'a>(old: &'a Table, new: &'a Table) -> Option<(String
     for c in &counters.removed {
         let _ = writeln!(out, "delete counter {id} {}", c.name);
     }
-    Some((out, found))
+    element_changes.retain(|c| !(c.delete.is_empty() && c.add.is_empty()));
+    Some(Changes {
+        text: out,
+        middles: found,
+        elements: element_changes,
+        objects: added || removed,
+    })
 }
 
 /// The parts of two element lists that differ, without their common
@@ -234,17 +286,40 @@ impl<'a, T> Pair<'a, T> {
     }
 }
 
-/// Deletes first: a changed map element is deleted and added again.
-fn elements(out: &mut String, table: &str, name: &str, delete: &[String], add: &[String]) {
-    if !delete.is_empty() {
-        let _ = writeln!(
-            out,
-            "delete element {table} {name} {{ {} }}",
-            delete.join(", ")
-        );
+impl<'a> ElementChange<'a> {
+    fn of(set: &'a str) -> Self {
+        ElementChange {
+            set,
+            delete: Vec::new(),
+            add: Vec::new(),
+        }
     }
-    if !add.is_empty() {
-        let _ = writeln!(out, "add element {table} {name} {{ {} }}", add.join(", "));
+
+    /// The nft lines; deletes first: a changed map element is deleted and
+    /// added again.
+    fn write(&self, out: &mut String, table: &str) {
+        for (verb, list) in [("delete", &self.delete), ("add", &self.add)] {
+            if list.is_empty() {
+                continue;
+            }
+            let texts: Vec<String> = list.iter().map(|e| e.text()).collect();
+            let _ = writeln!(
+                out,
+                "{verb} element {table} {} {{ {} }}",
+                self.set,
+                texts.join(", ")
+            );
+        }
+    }
+}
+
+impl Element<'_> {
+    fn text(&self) -> String {
+        match self {
+            Element::Addr(a) => a.to_string(),
+            Element::Key(k) => key_text(k),
+            Element::Mapping(k, v) => format!("{} : {}", key_text(k), data_text(v)),
+        }
     }
 }
 

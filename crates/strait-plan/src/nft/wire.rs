@@ -11,6 +11,7 @@
 //! written this way: interval sets need the kernel's range encoding, which
 //! stays nft's job.
 
+use super::incremental::Element;
 use super::ir::{ConcatSet, Key, Map, MapData, Set, Table, Verdict};
 use crate::nft::KeyVec;
 use std::net::IpAddr;
@@ -56,6 +57,23 @@ pub fn map_by_netlink(map: &Map) -> bool {
     !map.interval
 }
 
+/// Whether set or map `name` of `table` is one whose elements are written
+/// through netlink (false for an unknown name).
+pub fn by_netlink(table: &Table, name: &str) -> bool {
+    table
+        .sets
+        .iter()
+        .any(|s| s.name == name && set_by_netlink(s))
+        || table
+            .concat_sets
+            .iter()
+            .any(|s| s.name == name && concat_set_by_netlink(s))
+        || table
+            .maps
+            .iter()
+            .any(|m| m.name == name && map_by_netlink(m))
+}
+
 /// How many elements [`for_each_element`] visits.
 pub fn element_count(table: &Table) -> usize {
     table
@@ -92,11 +110,7 @@ pub fn for_each_element(
         elements.sort();
         elements.dedup();
         for addr in elements {
-            key.clear();
-            match addr {
-                IpAddr::V4(a) => key.extend_from_slice(&a.octets()),
-                IpAddr::V6(a) => key.extend_from_slice(&a.octets()),
-            }
+            addr_bytes(addr, &mut key);
             f(&set.name, &key, WireData::None);
         }
     }
@@ -117,22 +131,63 @@ pub fn for_each_element(
         for (k, data) in &map.elements {
             key_bytes(&map.name, k, &mut key)?;
             let mut value = [0u8; 8];
-            let data = match data {
-                MapData::Verdict(v) => verdict(&map.name, v)?,
-                MapData::AddrPort(a, p) => {
-                    value[..4].copy_from_slice(&a.octets());
-                    value[4..6].copy_from_slice(&p.to_be_bytes());
-                    WireData::Value(&value[..8])
-                }
-                MapData::Mark(m) => {
-                    value[..4].copy_from_slice(&m.to_ne_bytes());
-                    WireData::Value(&value[..4])
-                }
-            };
+            let data = data_bytes(&map.name, data, &mut value)?;
             f(&map.name, &key, data);
         }
     }
     Ok(())
+}
+
+/// One element of an incremental change: its key into `key`, and its data
+/// (held in `value` when it is one).
+pub fn element<'a>(
+    set: &str,
+    e: &Element<'a>,
+    key: &mut Vec<u8>,
+    value: &'a mut [u8; 8],
+) -> Result<WireData<'a>, WireError> {
+    match e {
+        Element::Addr(a) => {
+            addr_bytes(*a, key);
+            Ok(WireData::None)
+        }
+        Element::Key(k) => {
+            key_bytes(set, k, key)?;
+            Ok(WireData::None)
+        }
+        Element::Mapping(k, data) => {
+            key_bytes(set, k, key)?;
+            data_bytes(set, data, value)
+        }
+    }
+}
+
+fn addr_bytes(addr: IpAddr, out: &mut Vec<u8>) {
+    out.clear();
+    match addr {
+        IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
+        IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
+    }
+}
+
+/// A map element's data: a verdict, or a value written into `value`.
+fn data_bytes<'a>(
+    set: &str,
+    data: &'a MapData,
+    value: &'a mut [u8; 8],
+) -> Result<WireData<'a>, WireError> {
+    Ok(match data {
+        MapData::Verdict(v) => verdict(set, v)?,
+        MapData::AddrPort(a, p) => {
+            value[..4].copy_from_slice(&a.octets());
+            value[4..6].copy_from_slice(&p.to_be_bytes());
+            WireData::Value(&value[..8])
+        }
+        MapData::Mark(m) => {
+            value[..4].copy_from_slice(&m.to_ne_bytes());
+            WireData::Value(&value[..4])
+        }
+    })
 }
 
 /// The key's bytes into `out` (cleared first).

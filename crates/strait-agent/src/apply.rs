@@ -645,7 +645,10 @@ pub(crate) fn stamped(table: &Table) -> (String, String) {
 
 /// The table's text with the stamp chain: a rule in a chain nothing jumps
 /// to, because nft 1.0.6 neither lists table comments nor updates chain
-/// comments. The chain goes in a second block for the same table (same
+/// comments. The rule is `counter comment "..."`, not a verdict: a new rule
+/// with a verdict makes the kernel validate every chain and verdict map of
+/// the table at commit (14 ms at 10,000 Services, for every endpoint
+/// change), a counter does not. The chain goes in a second block for the same table (same
 /// transaction), so the table itself is rendered as it is, without a copy.
 pub(crate) fn stamped_text(table: &Table, stamp: &str) -> String {
     with_stamp(
@@ -672,8 +675,8 @@ pub(crate) fn with_stamp(
         rules: vec![Rule {
             matches: vec![],
             statements: vec![],
-            verdict: Verdict::Return,
-            counter: false,
+            verdict: Verdict::Continue,
+            counter: true,
             comment: Some(stamp.to_owned()),
         }],
     });
@@ -734,7 +737,7 @@ pub(crate) fn kernel_stamp() -> Result<KernelTable, ApplyError> {
 /// The transaction lines that replace the stamp of table `<family> <name>`.
 pub(crate) fn stamp_update(family: &str, name: &str, stamp: &str) -> String {
     format!(
-        "flush chain {family} {name} {STAMP_CHAIN}\nadd rule {family} {name} {STAMP_CHAIN} return comment \"{stamp}\"\n"
+        "flush chain {family} {name} {STAMP_CHAIN}\nadd rule {family} {name} {STAMP_CHAIN} counter comment \"{stamp}\"\n"
     )
 }
 

@@ -51,7 +51,7 @@ pub fn apply_changes(table: &Table, changes: &Changes, stamp: &str) -> Result<Pa
             }
         }
         batch.flush_chain(STAMP_CHAIN);
-        batch.add_return_rule(STAMP_CHAIN, stamp);
+        batch.add_stamp_rule(STAMP_CHAIN, stamp);
         batch.commit()?;
         return Ok(Path::Netlink);
     }

@@ -87,8 +87,43 @@ impl Builder {
     }
 }
 
-/// A socket in the calling thread's network namespace.
-pub(crate) fn socket(what: &str) -> Result<Socket, NftError> {
+thread_local! {
+    /// This thread's socket, with the inode of the namespace it was opened
+    /// in (a thread may enter another namespace between two uses).
+    static SOCKET: std::cell::RefCell<Option<(u64, Socket)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with a socket in the calling thread's network namespace, kept
+/// open for the next call when `f` says the exchange ended cleanly (every
+/// answer read). Why not a socket per call: closing a NETLINK_NETFILTER
+/// socket waits for nf_tables to finish releasing what the last commit
+/// deleted, an RCU grace period: 10-25 ms on this machine, for every
+/// transaction that deletes an element, a rule or a table.
+pub(crate) fn with_socket<T>(
+    what: &str,
+    f: impl FnOnce(&Socket) -> Result<(T, bool), NftError>,
+) -> Result<T, NftError> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata("/proc/thread-self/ns/net")
+        .map(|m| m.ino())
+        .map_err(|e| NftError::Rejected(format!("{what}: reading the namespace: {e}")))?;
+    let cached = SOCKET
+        .with(|c| c.borrow_mut().take())
+        .filter(|(at, _)| *at == ns);
+    let socket = match cached {
+        Some((_, s)) => s,
+        None => socket(what)?,
+    };
+    let (out, clean) = f(&socket)?;
+    if clean {
+        SOCKET.with(|c| *c.borrow_mut() = Some((ns, socket)));
+    }
+    Ok(out)
+}
+
+/// A new socket in the calling thread's network namespace.
+fn socket(what: &str) -> Result<Socket, NftError> {
     let err = |step: &str, e: std::io::Error| NftError::Rejected(format!("{what}: {step}: {e}"));
     let mut socket = Socket::new(NETLINK_NETFILTER).map_err(|e| err("socket", e))?;
     socket.bind_auto().map_err(|e| err("bind", e))?;
@@ -152,23 +187,26 @@ pub(crate) fn dump(
     what: &str,
     build: impl FnOnce(&mut Builder),
 ) -> Result<Option<Vec<Vec<u8>>>, NftError> {
-    let socket = socket(what)?;
     let mut b = Builder::default();
     build(&mut b);
-    socket
-        .send(&b.buf, 0)
-        .map_err(|e| NftError::Rejected(format!("{what}: send: {e}")))?;
-    let mut out = Vec::new();
-    let answer = receive(
-        &socket,
-        what,
-        |_, msg| {
-            if msg.len() > 20 {
-                out.push(msg[20..].to_vec());
-            }
-        },
-        |_, finished| finished,
-    )?;
+    let (out, answer) = with_socket(what, |socket| {
+        socket
+            .send(&b.buf, 0)
+            .map_err(|e| NftError::Rejected(format!("{what}: send: {e}")))?;
+        let mut out = Vec::new();
+        let answer = receive(
+            socket,
+            what,
+            |_, msg| {
+                if msg.len() > 20 {
+                    out.push(msg[20..].to_vec());
+                }
+            },
+            |_, finished| finished,
+        )?;
+        // A refused dump is answered with its error alone.
+        Ok(((out, answer), true))
+    })?;
     match answer {
         Ok(()) => Ok(Some(out)),
         Err((libc::ENOENT, _)) => Ok(None),

@@ -33,10 +33,6 @@ const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_EXPRESSIONS: u16 = 4;
 const NFTA_RULE_USERDATA: u16 = 7;
 const NFTA_EXPR_NAME: u16 = 1;
-const NFTA_EXPR_DATA: u16 = 2;
-const NFTA_IMMEDIATE_DREG: u16 = 1;
-const NFTA_IMMEDIATE_DATA: u16 = 2;
-const NFT_REG_VERDICT: u32 = 0;
 /// libnftnl's rule userdata TLV holding `comment "..."`.
 const NFTNL_UDATA_RULE_COMMENT: u8 = 0;
 const NFTA_TABLE_NAME: u16 = 1;
@@ -193,24 +189,18 @@ impl Batch {
         self.finish_message();
     }
 
-    /// Appends `return comment "<comment>"` to `chain`: the one rule strait
-    /// writes itself (the table's stamp).
-    pub fn add_return_rule(&mut self, chain: &str, comment: &str) {
+    /// Appends `counter comment "<comment>"` to `chain`: the one rule
+    /// strait writes itself (the table's stamp). A counter, not a verdict:
+    /// a new rule with a verdict (or any expression the kernel validates)
+    /// makes the commit validate every chain and verdict map of the table.
+    pub fn add_stamp_rule(&mut self, chain: &str, comment: &str) {
         let table = self.table.clone();
         let b = self.message(NFT_MSG_NEWRULE, NLM_F_CREATE | nfnl::NLM_F_APPEND);
         b.attr_str(NFTA_RULE_TABLE, &table);
         b.attr_str(NFTA_RULE_CHAIN, chain);
         let exprs = b.nest_start(NFTA_RULE_EXPRESSIONS);
         let elem = b.nest_start(NFTA_LIST_ELEM);
-        b.attr_str(NFTA_EXPR_NAME, "immediate");
-        let data = b.nest_start(NFTA_EXPR_DATA);
-        b.attr(NFTA_IMMEDIATE_DREG, &NFT_REG_VERDICT.to_be_bytes());
-        let imm = b.nest_start(NFTA_IMMEDIATE_DATA);
-        let v = b.nest_start(NFTA_DATA_VERDICT);
-        b.attr(NFTA_VERDICT_CODE, &verdict::RETURN.to_be_bytes());
-        b.nest_end(v);
-        b.nest_end(imm);
-        b.nest_end(data);
+        b.attr_str(NFTA_EXPR_NAME, "counter");
         b.nest_end(elem);
         b.nest_end(exprs);
         // The comment as libnftnl stores it: type, length, text with its NUL.
@@ -264,23 +254,30 @@ impl Batch {
         self.b
             .message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES);
         let what = "netlink batch";
-        let socket = nfnl::socket(what)?;
-        // The whole batch goes in one sendmsg (one transaction); the
-        // default send buffer is far smaller. SO_SNDBUFFORCE: we are root.
-        force_sndbuf(&socket, self.b.buf.len() + 4096)
-            .map_err(|e| NftError::Rejected(format!("{what}: SO_SNDBUFFORCE: {e}")))?;
-        socket
-            .send(&self.b.buf, 0)
-            .map_err(|e| NftError::Rejected(format!("{what}: send: {e}")))?;
+        let buf = &self.b.buf;
         let acked = self.acked;
-        match nfnl::receive(&socket, what, |_, _| {}, |acks, _| acks >= acked)? {
-            Ok(()) => Ok(()),
-            Err((errno, text)) => Err(NftError::Rejected(format!(
+        let answer = nfnl::with_socket(what, |socket| {
+            // The whole batch goes in one sendmsg (one transaction); the
+            // default send buffer is far smaller. SO_SNDBUFFORCE: we are
+            // root.
+            force_sndbuf(socket, buf.len() + 4096)
+                .map_err(|e| NftError::Rejected(format!("{what}: SO_SNDBUFFORCE: {e}")))?;
+            socket
+                .send(buf, 0)
+                .map_err(|e| NftError::Rejected(format!("{what}: send: {e}")))?;
+            let answer = nfnl::receive(socket, what, |_, _| {}, |acks, _| acks >= acked)?;
+            // After a refusal the answers to the rest of the batch may
+            // still be queued: that socket is not used again.
+            let clean = answer.is_ok();
+            Ok((answer, clean))
+        })?;
+        answer.map_err(|(errno, text)| {
+            NftError::Rejected(format!(
                 "{what}: {}{}",
                 std::io::Error::from_raw_os_error(errno),
                 text.map(|t| format!(" ({t})")).unwrap_or_default()
-            ))),
-        }
+            ))
+        })
     }
 
     fn open_set(&mut self, msg: u16, set: &str) {

@@ -123,11 +123,7 @@ pub fn compile(cfg: &AgentConfig, local: &LocalNode, snap: &Snapshot) -> Result<
         IpNet::V4(v4) => Some(v4),
         IpNet::V6(_) => None,
     };
-    let outside_cidr = services::cluster_ips_outside(service_cidr, snap);
     routes.push(services::service_cidr_route(cfg));
-    routes.extend(services::outside_cluster_ip_routes(cfg, &outside_cidr));
-    routes.sort();
-    routes.dedup();
     let mut neighbours = routing.neighbours;
     neighbours.sort();
     neighbours.dedup();
@@ -138,9 +134,8 @@ pub fn compile(cfg: &AgentConfig, local: &LocalNode, snap: &Snapshot) -> Result<
     let mut table = nft::Table::new(nft::Family::Inet, NFT_TABLE);
     egress::add_to_table(cfg, cluster, &mut table, &mut warnings);
     let local_pods: Vec<ipnet::Ipv4Net> = nodes.local.iter().map(|c| c.cidr).collect();
-    services::add_to_table(
+    let outside_cidr = services::add_to_table(
         service_cidr,
-        outside_cidr,
         &local.name,
         &local_pods,
         snap,
@@ -149,6 +144,9 @@ pub fn compile(cfg: &AgentConfig, local: &LocalNode, snap: &Snapshot) -> Result<
     );
     policy::add_to_table(&local.name, snap, &mut table, &mut warnings);
     table.validate()?;
+    routes.extend(services::outside_cluster_ip_routes(cfg, &outside_cidr));
+    routes.sort();
+    routes.dedup();
 
     let local_cidrs: Vec<IpNet> = nodes.local.iter().map(|c| IpNet::V4(c.cidr)).collect();
     let gateways = nodes

@@ -112,19 +112,20 @@ fn v4(s: &str) -> Option<Ipv4Addr> {
 
 /// Adds the service maps and chains to `table` (which already holds the
 /// egress chains). Nothing when no Service has a ClusterIP. `service_cidr`
-/// (the config's, when IPv4) and `outside_cidr`, the ClusterIPs outside it
-/// ([`cluster_ips_outside`]): traffic from outside the cluster to them is
-/// masqueraded, and new connections to an address in them that no Service
-/// port took (after DNAT) are rejected.
+/// (the config's, when IPv4) and the ClusterIPs outside it (Kubernetes
+/// 1.33+ can allocate from several ServiceCIDRs; the agent is configured
+/// with one): traffic from outside the cluster to them is masqueraded, and
+/// new connections to an address in them that no Service port took (after
+/// DNAT) are rejected. Returns the IPv4 ClusterIPs outside `service_cidr`
+/// (for [`outside_cluster_ip_routes`]).
 pub fn add_to_table(
     service_cidr: Option<ipnet::Ipv4Net>,
-    outside_cidr: BTreeSet<Ipv4Addr>,
     local_node: &str,
     local_pods: &[ipnet::Ipv4Net],
     snap: &Snapshot,
     table: &mut Table,
     warnings: &mut Vec<String>,
-) {
+) -> BTreeSet<Ipv4Addr> {
     let mut slices: foldhash::HashMap<(&str, &str), Vec<&Slice>> =
         foldhash::HashMap::with_capacity_and_hasher(snap.endpoint_slices.len(), Default::default());
     for s in &snap.endpoint_slices {
@@ -141,7 +142,6 @@ pub fn add_to_table(
     let mut built = Built {
         local_pods: local_pods.to_vec(),
         service_cidr,
-        outside_cidr,
         ..Built::default()
     };
     let mut any = false;
@@ -152,36 +152,18 @@ pub fn add_to_table(
         any |= add_service(local_node, ns, name, svc, svc_slices, &mut built, warnings);
     }
     if !any {
-        return;
+        return BTreeSet::new();
     }
+    let outside = built.outside_cidr.clone();
     emit(built, table);
+    outside
 }
 
 #[cfg(test)]
 mod tests;
 
-/// IPv4 ClusterIPs outside `service_cidr` (Kubernetes 1.33+ can allocate
-/// from several ServiceCIDRs; the agent is configured with one).
-pub fn cluster_ips_outside(
-    service_cidr: Option<ipnet::Ipv4Net>,
-    snap: &Snapshot,
-) -> BTreeSet<Ipv4Addr> {
-    snap.services
-        .iter()
-        .filter_map(|s| {
-            s.spec
-                .as_ref()?
-                .cluster_ip
-                .as_deref()?
-                .parse::<Ipv4Addr>()
-                .ok()
-        })
-        .filter(|ip| !service_cidr.is_some_and(|c| c.contains(ip)))
-        .collect()
-}
-
 /// Routes onto the pod bridge for ClusterIPs outside the service CIDR
-/// ([`cluster_ips_outside`]), for the reason [`service_cidr_route`] gives.
+/// (from [`add_to_table`]), for the reason [`service_cidr_route`] gives.
 pub fn outside_cluster_ip_routes(
     cfg: &strait_model::AgentConfig,
     outside: &BTreeSet<Ipv4Addr>,

@@ -25,6 +25,9 @@ pub(super) fn add_service(
         warnings.push(format!("service {ns}/{name}: clusterIP {cluster_ip} left out: IPv6 services are not supported yet"));
         return false;
     };
+    if !built.service_cidr.is_some_and(|c| c.contains(&cluster_ip)) {
+        built.outside_cidr.insert(cluster_ip);
+    }
     // sessionAffinity ClientIP: its timeout (Kubernetes' default 3 hours).
     let affinity = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
         spec.session_affinity_config

@@ -128,7 +128,6 @@ fn table_from(snap: &Snapshot) -> (Table, Vec<String>) {
     let cidr = "10.43.0.0/16".parse().unwrap();
     add_to_table(
         Some(cidr),
-        cluster_ips_outside(Some(cidr), snap),
         "node-1",
         &["10.42.1.0/24".parse().unwrap()],
         snap,
@@ -164,13 +163,17 @@ fn cluster_ips_outside_the_service_cidr_join_it() {
     )
     .unwrap();
     let cidr = Some("10.43.0.0/16".parse().unwrap());
-    let routes = outside_cluster_ip_routes(&cfg, &cluster_ips_outside(cidr, &snap));
+    let outside = |snap: &Snapshot| {
+        let mut t = Table::new(Family::Inet, "strait");
+        add_to_table(cidr, "node-1", &[], snap, &mut t, &mut Vec::new())
+    };
+    let routes = outside_cluster_ip_routes(&cfg, &outside(&snap));
     assert_eq!(routes.len(), 1);
     assert_eq!(routes[0].dst, "10.96.0.10/32".parse().unwrap());
     assert_eq!(routes[0].dev.as_deref(), Some(cfg.bridge.as_str()));
     // Inside the CIDR: no extra element, no extra route.
     let inside = Snapshot::from_objects(parse_manifests(WEB, "test").unwrap());
-    assert!(outside_cluster_ip_routes(&cfg, &cluster_ips_outside(cidr, &inside)).is_empty());
+    assert!(outside_cluster_ip_routes(&cfg, &outside(&inside)).is_empty());
 }
 
 const WEB: &str = "
@@ -322,15 +325,7 @@ fn off_cluster_masquerade_and_service_cidr_reject() {
     let mut w = Vec::new();
     crate::egress::add_to_table(&cfg, "10.42.0.0/16".parse().unwrap(), &mut t, &mut w);
     let snap = Snapshot::from_objects(parse_manifests(WEB, "test").unwrap());
-    add_to_table(
-        None,
-        cluster_ips_outside(None, &snap),
-        "node-1",
-        &[],
-        &snap,
-        &mut t,
-        &mut w,
-    );
+    add_to_table(None, "node-1", &[], &snap, &mut t, &mut w);
     let set = t
         .sets
         .iter()

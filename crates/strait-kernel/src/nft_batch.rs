@@ -192,7 +192,7 @@ impl Batch {
     /// Appends `counter comment "<comment>"` to `chain`: the one rule
     /// strait writes itself (the table's stamp). A counter, not a verdict:
     /// a new rule with a verdict (or any expression the kernel validates)
-    /// makes the commit validate every chain and verdict map of the table.
+    /// marks the table for a loop check of every chain at commit.
     pub fn add_stamp_rule(&mut self, chain: &str, comment: &str) {
         let table = self.table.clone();
         let b = self.message(NFT_MSG_NEWRULE, NLM_F_CREATE | nfnl::NLM_F_APPEND);

@@ -260,8 +260,18 @@ impl Batch {
             // The whole batch goes in one sendmsg (one transaction); the
             // default send buffer is far smaller. SO_SNDBUFFORCE: we are
             // root.
-            force_sndbuf(socket, buf.len() + 4096)
+            force_buffer(socket, libc::SO_SNDBUFFORCE, buf.len() + 4096)
                 .map_err(|e| NftError::Rejected(format!("{what}: SO_SNDBUFFORCE: {e}")))?;
+            // The kernel queues every message's ACK while it processes the
+            // batch, before we read one: room for all of them (a queued
+            // ACK takes up to 2 KiB of the buffer; 330,000 elements are
+            // about 450 messages, over the default 208 KiB).
+            force_buffer(
+                socket,
+                libc::SO_RCVBUFFORCE,
+                acked as usize * 2048 + (256 << 10),
+            )
+            .map_err(|e| NftError::Rejected(format!("{what}: SO_RCVBUFFORCE: {e}")))?;
             socket
                 .send(buf, 0)
                 .map_err(|e| NftError::Rejected(format!("{what}: send: {e}")))?;
@@ -308,7 +318,11 @@ impl Batch {
     }
 }
 
-fn force_sndbuf(socket: &netlink_sys::Socket, bytes: usize) -> std::io::Result<()> {
+fn force_buffer(
+    socket: &netlink_sys::Socket,
+    option: libc::c_int,
+    bytes: usize,
+) -> std::io::Result<()> {
     let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
     // SAFETY: a valid socket fd and a pointer to a c_int that lives through
     // the call.
@@ -316,7 +330,7 @@ fn force_sndbuf(socket: &netlink_sys::Socket, bytes: usize) -> std::io::Result<(
         libc::setsockopt(
             socket.as_raw_fd(),
             libc::SOL_SOCKET,
-            libc::SO_SNDBUFFORCE,
+            option,
             (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )

@@ -118,16 +118,27 @@ fn reset_on_close(conn: &TcpStream) -> std::io::Result<()> {
     }
 }
 
+/// What [`compare`] measured: the median rate of each side, and the
+/// median of the per-round ratios a/b (each round's two windows are
+/// back to back, so a slow stretch of the machine hits both).
+pub struct Comparison {
+    pub a: Rate,
+    pub b: Rate,
+    pub cpu_ratio: f64,
+    pub wall_ratio: f64,
+    /// Every round's CPU-time ratio, in round order.
+    pub cpu_ratios: Vec<f64>,
+}
+
 /// Alternating windows on `a` and `b`, in alternating order (so load from
-/// elsewhere on the machine hits both alike); the median of each, by wall
-/// time and by CPU time.
+/// elsewhere on the machine hits both alike).
 pub fn compare(
     a: &Netns,
     b: &Netns,
     target: SocketAddrV4,
     rounds: usize,
     window: Duration,
-) -> Result<(Rate, Rate), String> {
+) -> Result<Comparison, String> {
     let (mut ra, mut rb) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         // Which goes first alternates too.
@@ -139,14 +150,23 @@ pub fn compare(
             ra.push(rate(a, target, window)?);
         }
     }
-    Ok((median(&ra), median(&rb)))
+    let cpu_ratios: Vec<f64> = ra.iter().zip(&rb).map(|(x, y)| x.cpu / y.cpu).collect();
+    let wall_ratios: Vec<f64> = ra.iter().zip(&rb).map(|(x, y)| x.wall / y.wall).collect();
+    Ok(Comparison {
+        a: median(&ra),
+        b: median(&rb),
+        cpu_ratio: mid(cpu_ratios.clone()),
+        wall_ratio: mid(wall_ratios),
+        cpu_ratios,
+    })
+}
+
+fn mid(mut x: Vec<f64>) -> f64 {
+    x.sort_by(|p, q| p.total_cmp(q));
+    x[x.len() / 2]
 }
 
 fn median(v: &[Rate]) -> Rate {
-    let mid = |mut x: Vec<f64>| {
-        x.sort_by(|p, q| p.total_cmp(q));
-        x[x.len() / 2]
-    };
     Rate {
         wall: mid(v.iter().map(|r| r.wall).collect()),
         cpu: mid(v.iter().map(|r| r.cpu).collect()),

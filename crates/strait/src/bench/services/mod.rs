@@ -383,6 +383,8 @@ fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// Rounds of the connection-rate comparison.
+const RATE_ROUNDS: usize = 10;
 /// How many times the one-endpoint change is measured (there and back).
 const CHANGE_ROUNDS: usize = 5;
 /// The pause before each measured change.
@@ -487,23 +489,34 @@ pub fn run(sizes: &[usize], write: Option<PathBuf>) -> Result<(), String> {
                 cluster_ip(n - 1).parse().map_err(|e| format!("{e}"))?,
                 80,
             );
-            let (big, one) =
-                conn_rate::compare(&strait.ns, &single.ns, target, 6, Duration::from_secs(1))?;
-            rates = Some((n, big, one));
+            let comparison = conn_rate::compare(
+                &strait.ns,
+                &single.ns,
+                target,
+                RATE_ROUNDS,
+                Duration::from_secs(1),
+            )?;
+            rates = Some((n, comparison));
         }
     }
-    if let Some((rate_n, big, one)) = rates {
+    if let Some((rate_n, c)) = rates {
+        let ratios: Vec<String> = c
+            .cpu_ratios
+            .iter()
+            .map(|r| format!("{:.0}%", r * 100.0))
+            .collect();
         let _ = writeln!(
             table,
-            "\nNew TCP connections to the last Service's ClusterIP (a node process; endpoints local; median of six alternating 1 s windows), \
-             {rate_n} Services vs that Service alone: per second of the client's CPU time {:.0} vs {:.0} ({:+.1}%, target within 10%); \
-             per second of wall time {:.0} vs {:.0} ({:+.1}%, shared machine).",
-            big.cpu,
-            one.cpu,
-            (big.cpu / one.cpu - 1.0) * 100.0,
-            big.wall,
-            one.wall,
-            (big.wall / one.wall - 1.0) * 100.0
+            "\nNew TCP connections to the last Service's ClusterIP (a node process; endpoints local; {RATE_ROUNDS} rounds of two back-to-back 1 s windows, \
+             order alternating), {rate_n} Services vs that Service alone, per second of the client's CPU time: median of the per-round ratios \
+             {:+.1}% (target within 10%; rounds: {}); medians {:.0} vs {:.0}. Per second of wall time: {:+.1}% ({:.0} vs {:.0}, shared machine).",
+            (c.cpu_ratio - 1.0) * 100.0,
+            ratios.join(", "),
+            c.a.cpu,
+            c.b.cpu,
+            (c.wall_ratio - 1.0) * 100.0,
+            c.a.wall,
+            c.b.wall
         );
     }
     eprintln!("bench: agent peak memory at 10,000 services ...");

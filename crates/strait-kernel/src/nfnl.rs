@@ -45,6 +45,12 @@ impl Builder {
         start
     }
 
+    /// Starts a dump request for `NFT_MSG_GET*` `msg`; the caller adds its
+    /// filter attributes and calls [`Builder::finish`].
+    pub fn dump_request(&mut self, msg: u16, family: u8) -> usize {
+        self.message(nft_type(msg), NLM_F_REQUEST | NLM_F_DUMP, family, 0)
+    }
+
     /// Fixes the length of the message that starts at `start`.
     pub fn finish(&mut self, start: usize) {
         let len = (self.buf.len() - start) as u32;
@@ -220,6 +226,15 @@ pub(crate) fn dump(
 
 /// The attributes in `buf`: (type without flags, payload).
 pub(crate) fn attrs(buf: &[u8]) -> Vec<(u16, &[u8])> {
+    raw_attrs(buf)
+        .into_iter()
+        .map(|(kind, whole)| (kind, &whole[4..]))
+        .collect()
+}
+
+/// The attributes in `buf`: (type without flags, the whole attribute with
+/// its header and flags, without padding).
+pub(crate) fn raw_attrs(buf: &[u8]) -> Vec<(u16, &[u8])> {
     let mut out = Vec::new();
     let mut at = 0;
     while at + 4 <= buf.len() {
@@ -228,7 +243,7 @@ pub(crate) fn attrs(buf: &[u8]) -> Vec<(u16, &[u8])> {
         if len < 4 || at + len > buf.len() {
             break;
         }
-        out.push((kind, &buf[at + 4..at + len]));
+        out.push((kind, &buf[at..at + len]));
         at += (len + 3) & !3;
     }
     out

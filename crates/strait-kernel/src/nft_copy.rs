@@ -14,7 +14,7 @@
 //! nested attributes included; what else a dump holds (handles, use
 //! counts, statistics, a set's backend) is left out.
 
-use crate::nfnl::{self, nft_type, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST};
+use crate::nfnl::{self, NLM_F_CREATE};
 use crate::nft::NftError;
 use crate::nft_batch::Batch;
 
@@ -89,12 +89,7 @@ pub fn read(family: u8, table: &str) -> Result<Option<Declarations>, NftError> {
             continue;
         };
         let answers = nfnl::dump("netlink element dump", |b| {
-            let at = b.message(
-                nft_type(NFT_MSG_GETSETELEM),
-                NLM_F_REQUEST | NLM_F_DUMP,
-                family,
-                0,
-            );
+            let at = b.dump_request(NFT_MSG_GETSETELEM, family);
             b.attr_str(ATTR_TABLE, table);
             b.attr_str(ATTR_SET_NAME, &name);
             b.finish(at);
@@ -118,7 +113,7 @@ pub fn read(family: u8, table: &str) -> Result<Option<Declarations>, NftError> {
 /// One dump of `kind`, filtered to `table` (some dumps ignore the filter).
 fn dump_of(family: u8, table: &str, kind: u16, what: &str) -> Result<Vec<Vec<u8>>, NftError> {
     let answers = nfnl::dump(what, |b| {
-        let at = b.message(nft_type(kind), NLM_F_REQUEST | NLM_F_DUMP, family, 0);
+        let at = b.dump_request(kind, family);
         b.attr_str(ATTR_TABLE, table);
         b.finish(at);
     })?
@@ -189,22 +184,15 @@ impl Batch {
     ) {
         let table = self.table().to_owned();
         let b = self.message(msg, flags);
-        let mut at = 0;
-        while at + 4 <= area.len() {
-            let len = u16::from_ne_bytes([area[at], area[at + 1]]) as usize;
-            let kind = u16::from_ne_bytes([area[at + 2], area[at + 3]]) & 0x3fff;
-            if len < 4 || at + len > area.len() {
-                break;
-            }
+        for (kind, whole) in nfnl::raw_attrs(area) {
             if kind == ATTR_TABLE {
                 b.attr_str(ATTR_TABLE, &table);
             } else if keep.contains(&kind) {
-                b.buf.extend_from_slice(&area[at..at + len]);
+                b.buf.extend_from_slice(whole);
                 while !b.buf.len().is_multiple_of(4) {
                     b.buf.push(0);
                 }
             }
-            at += (len + 3) & !3;
         }
         if let Some((kind, value)) = extra {
             b.attr(kind, &value.to_be_bytes());

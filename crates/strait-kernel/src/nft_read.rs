@@ -8,7 +8,7 @@
 //! `nft list chain inet strait stamp` 2.1 s, `nft list counters` 1.5 s),
 //! and the agent asks for counters on every sync.
 
-use crate::nfnl::{self, nft_type, NLM_F_DUMP, NLM_F_REQUEST};
+use crate::nfnl;
 use crate::nft::NftError;
 
 const NFT_MSG_GETTABLE: u16 = 1;
@@ -32,12 +32,7 @@ const NFTNL_UDATA_RULE_COMMENT: u8 = 0;
 /// namespace).
 pub fn table_exists(family: u8, name: &str) -> Result<bool, NftError> {
     let answers = nfnl::dump("netlink table dump", |b| {
-        b.message(
-            nft_type(NFT_MSG_GETTABLE),
-            NLM_F_REQUEST | NLM_F_DUMP,
-            family,
-            0,
-        );
+        b.dump_request(NFT_MSG_GETTABLE, family);
     })?
     .unwrap_or_default();
     Ok(answers.iter().any(|a| {
@@ -58,12 +53,7 @@ pub fn rule_comments(
         return Ok(None);
     }
     let Some(answers) = nfnl::dump("netlink rule dump", |b| {
-        let at = b.message(
-            nft_type(NFT_MSG_GETRULE),
-            NLM_F_REQUEST | NLM_F_DUMP,
-            family,
-            0,
-        );
+        let at = b.dump_request(NFT_MSG_GETRULE, family);
         b.attr_str(NFTA_RULE_TABLE, table);
         b.attr_str(NFTA_RULE_CHAIN, chain);
         b.finish(at);
@@ -97,12 +87,7 @@ pub fn rule_comments(
 /// Every named counter of `table`: (name, packets, bytes).
 pub fn counters(family: u8, table: &str) -> Result<Vec<(String, u64, u64)>, NftError> {
     let answers = nfnl::dump("netlink counter dump", |b| {
-        let at = b.message(
-            nft_type(NFT_MSG_GETOBJ),
-            NLM_F_REQUEST | NLM_F_DUMP,
-            family,
-            0,
-        );
+        let at = b.dump_request(NFT_MSG_GETOBJ, family);
         b.attr_str(NFTA_OBJ_TABLE, table);
         b.attr(NFTA_OBJ_TYPE, &NFT_OBJECT_COUNTER.to_be_bytes());
         b.finish(at);

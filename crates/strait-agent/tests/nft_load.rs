@@ -159,6 +159,20 @@ fn a_refused_batch_leaves_the_table_the_kernel_held() {
         .unwrap();
     let tables = ns.exec_ok(&["nft", "list", "tables"]).unwrap();
     assert_eq!(tables.trim(), "table inet strait");
+    // `strait agent --cleanup` removes a leftover build table too.
+    let leftover = format!("table inet {BUILD_TABLE} {{\n flags dormant\n}}\n");
+    nft_file(&ns, &leftover).unwrap();
+    let node_file = std::env::temp_dir().join(format!("{}.json", ns.name));
+    ns.run(move || {
+        Applier::new(&node_file)
+            .map_err(|e| e.to_string())?
+            .cleanup("strait0")
+            .map_err(|e| e.join("; "))
+    })
+    .unwrap()
+    .unwrap();
+    let tables = ns.exec_ok(&["nft", "list", "tables"]).unwrap();
+    assert_eq!(tables.trim(), "", "left after cleanup: {tables}");
 }
 
 fn services(n: usize) -> String {

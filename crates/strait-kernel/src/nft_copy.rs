@@ -66,13 +66,6 @@ pub struct Declarations {
     rules: Vec<Vec<u8>>,
 }
 
-impl Declarations {
-    /// How many chains, sets and rules were read (for reports and tests).
-    pub fn counts(&self) -> (usize, usize, usize) {
-        (self.chains.len(), self.sets.len(), self.rules.len())
-    }
-}
-
 /// Reads table `table` of `family` (in the calling thread's namespace);
 /// `None` when it does not exist.
 pub fn read(family: u8, table: &str) -> Result<Option<Declarations>, NftError> {

@@ -9,7 +9,7 @@
 //! the kernel still holds the table this agent loaded is checked on every
 //! sync (its stamp, read through netlink).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -539,6 +539,37 @@ fn sum(hashes: impl Iterator<Item = u64>) -> u64 {
     hashes.fold(0u64, u64::wrapping_add)
 }
 
+/// The element-hash sums of the `new` lists (maps, or concatenation sets;
+/// `parts` gives a list's name and elements): a list `old` also holds
+/// keeps its sum from `old_sums`, less its old middle's hashes and plus its
+/// new middle's; a new list is summed whole.
+fn sums_after<'a, L, E: 'a>(
+    old: &'a [L],
+    old_sums: &[u64],
+    new: &'a [L],
+    parts: impl Fn(&'a L) -> (&'a str, &'a [E]),
+    middles: &HashMap<&str, incremental::Middle<'_, E>>,
+    hash: impl Fn(&E) -> u64,
+) -> Vec<u64> {
+    let was: HashMap<&str, u64> = old
+        .iter()
+        .map(|l| parts(l).0)
+        .zip(old_sums.iter().copied())
+        .collect();
+    new.iter()
+        .map(|l| {
+            let (name, elements) = parts(l);
+            match (was.get(name), middles.get(name)) {
+                (None, _) => sum(elements.iter().map(&hash)),
+                (Some(was), None) => *was,
+                (Some(was), Some((o, n))) => was
+                    .wrapping_sub(sum(o.iter().map(&hash)))
+                    .wrapping_add(sum(n.iter().map(&hash))),
+            }
+        })
+        .collect()
+}
+
 impl Stamp {
     pub(crate) fn of(table: &Table) -> Stamp {
         let concat_sums = table
@@ -555,49 +586,24 @@ impl Stamp {
     }
 
     /// The stamp of `new`, from this one (of `old`) and the element lists
-    /// where the two differ (from [`incremental::changes_and_middles`]):
-    /// a map or set both hold keeps its sum, less the old middle's hashes
-    /// and plus the new middle's; a new one is summed whole.
+    /// where the two differ (from [`incremental::changes_and_middles`]).
     fn after(&self, old: &Table, new: &Table, middles: &incremental::Middles) -> Stamp {
-        use std::collections::HashMap;
-        let old_concat: HashMap<&str, u64> = old
-            .concat_sets
-            .iter()
-            .map(|c| c.name.as_str())
-            .zip(self.concat_sums.iter().copied())
-            .collect();
-        let old_maps: HashMap<&str, u64> = old
-            .maps
-            .iter()
-            .map(|m| m.name.as_str())
-            .zip(self.map_sums.iter().copied())
-            .collect();
-        let concat_sums = new
-            .concat_sets
-            .iter()
-            .map(|c| match old_concat.get(c.name.as_str()) {
-                None => sum(c.elements.iter().map(|e| concat_element_hash(e))),
-                Some(was) => match middles.concat_sets.get(c.name.as_str()) {
-                    None => *was,
-                    Some((o, n)) => was
-                        .wrapping_sub(sum(o.iter().map(|e| concat_element_hash(e))))
-                        .wrapping_add(sum(n.iter().map(|e| concat_element_hash(e)))),
-                },
-            })
-            .collect();
-        let map_sums = new
-            .maps
-            .iter()
-            .map(|m| match old_maps.get(m.name.as_str()) {
-                None => sum(m.elements.iter().map(|(k, v)| map_element_hash(k, v))),
-                Some(was) => match middles.maps.get(m.name.as_str()) {
-                    None => *was,
-                    Some((o, n)) => was
-                        .wrapping_sub(sum(o.iter().map(|(k, v)| map_element_hash(k, v))))
-                        .wrapping_add(sum(n.iter().map(|(k, v)| map_element_hash(k, v)))),
-                },
-            })
-            .collect();
+        let concat_sums = sums_after(
+            &old.concat_sets,
+            &self.concat_sums,
+            &new.concat_sets,
+            |c| (c.name.as_str(), c.elements.as_slice()),
+            &middles.concat_sets,
+            |e| concat_element_hash(e),
+        );
+        let map_sums = sums_after(
+            &old.maps,
+            &self.map_sums,
+            &new.maps,
+            |m| (m.name.as_str(), m.elements.as_slice()),
+            &middles.maps,
+            |(k, v)| map_element_hash(k, v),
+        );
         Stamp::from_sums(new, concat_sums, map_sums)
     }
 

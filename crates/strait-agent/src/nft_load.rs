@@ -24,10 +24,10 @@
 
 use crate::apply::{stamped_text, with_stamp, ApplyError, Report};
 use strait_kernel::nft;
-use strait_kernel::nft_batch::{Batch, FAMILY_INET};
+use strait_kernel::nft_batch::Batch;
 use strait_kernel::nft_copy;
 use strait_plan::nft::wire;
-use strait_plan::nft::{Family, Table};
+use strait_plan::nft::Table;
 
 /// The dormant table a large load is compiled into (step 1 above).
 pub const BUILD_TABLE: &str = "strait-build";
@@ -63,11 +63,7 @@ pub(crate) fn load_table(table: &Table, stamp: &str, r: &mut Report) -> Result<(
 /// Steps 1-3 above; how many elements went through netlink. On an error
 /// the table the kernel held is untouched (the build table may remain).
 pub fn load_by_netlink(table: &Table, stamp: &str) -> Result<usize, ApplyError> {
-    let family = match table.family {
-        Family::Inet => FAMILY_INET,
-        Family::Ip => libc::NFPROTO_IPV4 as u8,
-        Family::Ip6 => libc::NFPROTO_IPV6 as u8,
-    };
+    let family = crate::nft_update::nfproto(table.family);
     let skeleton = with_stamp(
         strait_plan::nft::render_skeleton(table, BUILD_TABLE),
         table.family,

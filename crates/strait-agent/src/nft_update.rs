@@ -28,13 +28,12 @@ pub enum Path {
 /// the stamp `stamp`, in one transaction.
 pub fn apply_changes(table: &Table, changes: &Changes, stamp: &str) -> Result<Path, ApplyError> {
     let by_netlink = !changes.objects
-        && table.family == Family::Inet
         && changes
             .elements
             .iter()
             .all(|c| wire::by_netlink(table, c.set));
     if by_netlink {
-        let mut batch = Batch::new(FAMILY_INET, &table.name);
+        let mut batch = Batch::new(nfproto(table.family), &table.name);
         let mut key = Vec::with_capacity(32);
         for change in &changes.elements {
             for e in &change.delete {
@@ -61,6 +60,15 @@ pub fn apply_changes(table: &Table, changes: &Changes, stamp: &str) -> Result<Pa
         stamp_update(table.family.as_str(), &table.name, stamp)
     ))?;
     Ok(Path::Nft)
+}
+
+/// The kernel's number (`NFPROTO_*`) for a table family.
+pub(crate) fn nfproto(family: Family) -> u8 {
+    match family {
+        Family::Inet => FAMILY_INET,
+        Family::Ip => libc::NFPROTO_IPV4 as u8,
+        Family::Ip6 => libc::NFPROTO_IPV6 as u8,
+    }
 }
 
 /// The plan's element data as the kernel crate frames it (the two crates

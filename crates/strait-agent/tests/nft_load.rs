@@ -7,21 +7,14 @@
 mod common;
 #[path = "../../strait-plan/tests/golden_case/mod.rs"]
 mod golden_case;
-use golden_case::{compile_case, golden_dir};
-use std::path::PathBuf;
+use golden_case::{case_paths, compile_case};
 use strait_agent::apply::Applier;
 use strait_agent::nft_load::{load_by_netlink, BUILD_TABLE};
 use strait_agent::run::{load_config, sync_once};
 use strait_lab::Netns;
 
 fn golden_tables() -> Vec<(String, strait_plan::nft::Table)> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(golden_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    paths.sort();
-    paths
+    case_paths()
         .into_iter()
         .filter_map(|path| {
             let name = path.file_stem().unwrap().to_string_lossy().into_owned();
@@ -48,6 +41,14 @@ fn listing(ns: &Netns, table: &str) -> Vec<String> {
         .collect();
     lines.sort();
     lines
+}
+
+/// `load_by_netlink` of `table` (stamp `strait:0123456789abcdef`) in `ns`;
+/// how many elements went through netlink.
+fn load_in(ns: &Netns, table: &strait_plan::nft::Table) -> Result<usize, String> {
+    let t = table.clone();
+    ns.run(move || load_by_netlink(&t, "strait:0123456789abcdef").map_err(|e| e.to_string()))
+        .unwrap()
 }
 
 /// Loads `text` with `nft -f` in `ns`.
@@ -81,11 +82,8 @@ fn every_golden_table_loads_by_netlink_as_it_loads_atomically() {
         let atomic = Netns::unique("stldA").unwrap();
         nft_file(&atomic, &stamped(&table, "strait:0123456789abcdef"))
             .unwrap_or_else(|e| panic!("{name}: nft -f: {e}"));
-        let t = table.clone();
-        let n = by_netlink
-            .run(move || load_by_netlink(&t, "strait:0123456789abcdef").map_err(|e| e.to_string()))
-            .unwrap()
-            .unwrap_or_else(|e| panic!("{name}: load by netlink: {e}"));
+        let n =
+            load_in(&by_netlink, &table).unwrap_or_else(|e| panic!("{name}: load by netlink: {e}"));
         if n > 0 {
             with_elements += 1;
         }
@@ -131,11 +129,7 @@ fn a_refused_batch_leaves_the_table_the_kernel_held() {
         .expect("a verdict map with elements");
     map.elements[0].1 =
         strait_plan::nft::MapData::Verdict(strait_plan::nft::Verdict::Goto("no-such-chain".into()));
-    let t = table.clone();
-    let err = ns
-        .run(move || load_by_netlink(&t, "strait:0123456789abcdef").map_err(|e| e.to_string()))
-        .unwrap()
-        .unwrap_err();
+    let err = load_in(&ns, &table).unwrap_err();
     assert!(err.contains("netlink batch"), "{err}");
     assert_eq!(
         listing(&ns, &table.name),
@@ -154,9 +148,7 @@ fn a_refused_batch_leaves_the_table_the_kernel_held() {
         .into_iter()
         .find(|(n, _)| n == "services-clusterip")
         .unwrap();
-    ns.run(move || load_by_netlink(&good, "strait:0123456789abcdef").map_err(|e| e.to_string()))
-        .unwrap()
-        .unwrap();
+    load_in(&ns, &good).unwrap();
     let tables = ns.exec_ok(&["nft", "list", "tables"]).unwrap();
     assert_eq!(tables.trim(), "table inet strait");
     // `strait agent --cleanup` removes a leftover build table too.

@@ -1,7 +1,8 @@
-//! nfnetlink framing for the few nftables messages strait sends itself
-//! (see `nft_batch` and `nft_read`): message and attribute builders, a
-//! request/dump exchange on a NETLINK_NETFILTER socket, and an attribute
-//! walker. Everything else about nftables goes through the `nft` binary.
+//! nfnetlink framing for the nftables messages strait sends itself (see
+//! `nft_batch`, `nft_copy` and `nft_read`): message and attribute builders,
+//! a request/dump exchange on a NETLINK_NETFILTER socket kept open per
+//! thread, an attribute walker, and the rule comment's userdata. Rules are
+//! compiled by the `nft` binary only.
 
 use crate::nft::NftError;
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
@@ -62,9 +63,7 @@ impl Builder {
         self.buf.extend_from_slice(&(len as u16).to_ne_bytes());
         self.buf.extend_from_slice(&kind.to_ne_bytes());
         self.buf.extend_from_slice(value);
-        while !self.buf.len().is_multiple_of(4) {
-            self.buf.push(0);
-        }
+        self.pad();
     }
 
     /// A NUL-terminated string attribute.
@@ -74,6 +73,18 @@ impl Builder {
         self.buf.extend_from_slice(&kind.to_ne_bytes());
         self.buf.extend_from_slice(value.as_bytes());
         self.buf.push(0);
+        self.pad();
+    }
+
+    /// An attribute as [`raw_attrs`] found it (header, flags and nesting
+    /// included), copied as it is.
+    pub fn raw_attr(&mut self, whole: &[u8]) {
+        self.buf.extend_from_slice(whole);
+        self.pad();
+    }
+
+    /// Zeros up to the next 4-byte boundary (netlink's alignment).
+    fn pad(&mut self) {
         while !self.buf.len().is_multiple_of(4) {
             self.buf.push(0);
         }
@@ -216,12 +227,45 @@ pub(crate) fn dump(
     match answer {
         Ok(()) => Ok(Some(out)),
         Err((libc::ENOENT, _)) => Ok(None),
-        Err((errno, text)) => Err(NftError::Rejected(format!(
-            "{what}: {}{}",
-            std::io::Error::from_raw_os_error(errno),
-            text.map(|t| format!(" ({t})")).unwrap_or_default()
-        ))),
+        Err((errno, text)) => Err(refused(what, errno, text)),
     }
+}
+
+/// The error for an exchange the kernel refused with `errno` (and its
+/// text, from [`receive`]).
+pub(crate) fn refused(what: &str, errno: i32, text: Option<String>) -> NftError {
+    NftError::Rejected(format!(
+        "{what}: {}{}",
+        std::io::Error::from_raw_os_error(errno),
+        text.map(|t| format!(" ({t})")).unwrap_or_default()
+    ))
+}
+
+/// libnftnl's rule userdata TLV holding `comment "..."`.
+const NFTNL_UDATA_RULE_COMMENT: u8 = 0;
+
+/// A rule's userdata holding `comment` as libnftnl stores it: type, length,
+/// the text with its NUL (cut to fit the one-byte length).
+pub(crate) fn comment_udata(comment: &str) -> Vec<u8> {
+    let text = &comment.as_bytes()[..comment.len().min(254)];
+    let mut udata = vec![NFTNL_UDATA_RULE_COMMENT, (text.len() + 1) as u8];
+    udata.extend_from_slice(text);
+    udata.push(0);
+    udata
+}
+
+/// The comment in a rule's userdata: TLVs of one type byte and one length
+/// byte; the comment's value ends with a NUL.
+pub(crate) fn udata_comment(mut buf: &[u8]) -> Option<String> {
+    while buf.len() >= 2 {
+        let (kind, len) = (buf[0], buf[1] as usize);
+        let value = buf.get(2..2 + len)?;
+        if kind == NFTNL_UDATA_RULE_COMMENT {
+            return Some(text(value));
+        }
+        buf = &buf[2 + len..];
+    }
+    None
 }
 
 /// The attributes in `buf`: (type without flags, payload).
@@ -280,4 +324,17 @@ fn ext_ack_text(msg: &[u8]) -> Option<String> {
         ),
         None => format!("{text}; message type {}", kind & 0xff),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_comment_is_found_among_other_userdata() {
+        let mut buf = vec![3u8, 2, 9, 9];
+        buf.extend_from_slice(&comment_udata("strait:"));
+        assert_eq!(udata_comment(&buf).as_deref(), Some("strait:"));
+        assert_eq!(udata_comment(&[0, 200, 1]), None, "a length past the end");
+    }
 }

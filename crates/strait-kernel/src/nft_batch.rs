@@ -7,9 +7,11 @@
 //! about three quarters of its time in nft's parser and evaluator, turning
 //! text back into the bytes the kernel wants. The element messages are
 //! simple (NFT_MSG_NEWSETELEM: table, set, a list of key/data blobs), so the
-//! agent encodes them itself; everything else (tables, chains, rules, the
-//! set declarations) still goes through `nft`. No maintained crate writes
-//! nftables set elements over netlink without libnftnl.
+//! agent encodes them itself, and the one rule it writes (the stamp: a
+//! counter with a comment). Chains, rules and set declarations are
+//! compiled by `nft`, and reach a batch only as the kernel's own encoding
+//! (`nft_copy`). No maintained crate writes nftables set elements over
+//! netlink without libnftnl.
 //!
 //! The caller encodes keys and data the way the kernel stores them (see
 //! `strait_plan::nft::wire`); this module only frames them.
@@ -33,8 +35,6 @@ const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_EXPRESSIONS: u16 = 4;
 const NFTA_RULE_USERDATA: u16 = 7;
 const NFTA_EXPR_NAME: u16 = 1;
-/// libnftnl's rule userdata TLV holding `comment "..."`.
-const NFTNL_UDATA_RULE_COMMENT: u8 = 0;
 const NFTA_TABLE_NAME: u16 = 1;
 
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
@@ -150,16 +150,21 @@ impl Batch {
     /// and ACK); the caller adds its attributes and ends it with
     /// [`Batch::finish_message`].
     pub(crate) fn message(&mut self, msg: u16, flags: u16) -> &mut Builder {
+        self.building = Some(self.start(msg, flags));
+        &mut self.b
+    }
+
+    /// Ends the open element message and starts an acknowledged one; where
+    /// it starts.
+    fn start(&mut self, msg: u16, flags: u16) -> usize {
         self.close();
-        let start = self.b.message(
+        self.acked += 1;
+        self.b.message(
             nft_type(msg),
             NLM_F_REQUEST | NLM_F_ACK | flags,
             self.family,
             0,
-        );
-        self.acked += 1;
-        self.building = Some(start);
-        &mut self.b
+        )
     }
 
     pub(crate) fn finish_message(&mut self) {
@@ -203,12 +208,7 @@ impl Batch {
         b.attr_str(NFTA_EXPR_NAME, "counter");
         b.nest_end(elem);
         b.nest_end(exprs);
-        // The comment as libnftnl stores it: type, length, text with its NUL.
-        let text = &comment.as_bytes()[..comment.len().min(254)];
-        let mut udata = vec![NFTNL_UDATA_RULE_COMMENT, (text.len() + 1) as u8];
-        udata.extend_from_slice(text);
-        udata.push(0);
-        b.attr(NFTA_RULE_USERDATA, &udata);
+        b.attr(NFTA_RULE_USERDATA, &nfnl::comment_udata(comment));
         self.finish_message();
     }
 
@@ -216,7 +216,6 @@ impl Batch {
         let fits = matches!(&self.open, Some((_, list, s, m))
             if *m == msg && s == set && self.b.buf.len() - list < MAX_LIST_BYTES);
         if !fits {
-            self.close();
             self.open_set(msg, set);
         }
         let b = &mut self.b;
@@ -281,13 +280,7 @@ impl Batch {
             let clean = answer.is_ok();
             Ok((answer, clean))
         })?;
-        answer.map_err(|(errno, text)| {
-            NftError::Rejected(format!(
-                "{what}: {}{}",
-                std::io::Error::from_raw_os_error(errno),
-                text.map(|t| format!(" ({t})")).unwrap_or_default()
-            ))
-        })
+        answer.map_err(|(errno, text)| nfnl::refused(what, errno, text))
     }
 
     fn open_set(&mut self, msg: u16, set: &str) {
@@ -296,20 +289,14 @@ impl Batch {
         } else {
             0
         };
-        let start = self.b.message(
-            nft_type(msg),
-            NLM_F_REQUEST | NLM_F_ACK | create,
-            self.family,
-            0,
-        );
-        self.acked += 1;
+        let start = self.start(msg, create);
         self.b.attr_str(NFTA_SET_ELEM_LIST_TABLE, &self.table);
         self.b.attr_str(NFTA_SET_ELEM_LIST_SET, set);
         let list = self.b.nest_start(NFTA_SET_ELEM_LIST_ELEMENTS);
         self.open = Some((start, list, set.to_owned(), msg));
     }
 
-    /// Ends the open NEWSETELEM message, if any.
+    /// Ends the open element message, if any.
     fn close(&mut self) {
         if let Some((start, list, _, _)) = self.open.take() {
             self.b.nest_end(list);

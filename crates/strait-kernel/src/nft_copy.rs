@@ -181,10 +181,7 @@ impl Batch {
             if kind == ATTR_TABLE {
                 b.attr_str(ATTR_TABLE, &table);
             } else if keep.contains(&kind) {
-                b.buf.extend_from_slice(whole);
-                while !b.buf.len().is_multiple_of(4) {
-                    b.buf.push(0);
-                }
+                b.raw_attr(whole);
             }
         }
         if let Some((kind, value)) = extra {

@@ -25,8 +25,6 @@ const NFTA_OBJ_DATA: u16 = 4;
 const NFT_OBJECT_COUNTER: u32 = 1;
 const NFTA_COUNTER_BYTES: u16 = 1;
 const NFTA_COUNTER_PACKETS: u16 = 2;
-/// libnftnl's rule userdata TLV holding `comment "..."`.
-const NFTNL_UDATA_RULE_COMMENT: u8 = 0;
 
 /// Whether table `name` of `family` exists (in the calling thread's
 /// namespace).
@@ -75,7 +73,7 @@ pub fn rule_comments(
         }
         for (t, v) in &attrs {
             if *t == NFTA_RULE_USERDATA {
-                if let Some(c) = udata_comment(v) {
+                if let Some(c) = nfnl::udata_comment(v) {
                     out.push(c);
                 }
             }
@@ -122,32 +120,4 @@ pub fn counters(family: u8, table: &str) -> Result<Vec<(String, u64, u64)>, NftE
         }
     }
     Ok(out)
-}
-
-/// The comment in a rule's userdata: TLVs of one type byte and one length
-/// byte; the comment's value ends with a NUL.
-fn udata_comment(mut buf: &[u8]) -> Option<String> {
-    while buf.len() >= 2 {
-        let (kind, len) = (buf[0], buf[1] as usize);
-        let value = buf.get(2..2 + len)?;
-        if kind == NFTNL_UDATA_RULE_COMMENT {
-            return Some(nfnl::text(value));
-        }
-        buf = &buf[2 + len..];
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_comment_is_found_among_other_userdata() {
-        let mut buf = vec![3u8, 2, 9, 9];
-        buf.extend_from_slice(&[NFTNL_UDATA_RULE_COMMENT, 8]);
-        buf.extend_from_slice(b"strait:\0");
-        assert_eq!(udata_comment(&buf).as_deref(), Some("strait:"));
-        assert_eq!(udata_comment(&[0, 200, 1]), None, "a length past the end");
-    }
 }

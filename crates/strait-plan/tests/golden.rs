@@ -10,8 +10,8 @@
 //! A case whose compile fails renders as `error: <message>`.
 
 mod golden_case;
-use golden_case::{compile_case, golden_dir};
-use std::path::{Path, PathBuf};
+use golden_case::{case_paths, compile_case, golden_dir};
+use std::path::Path;
 
 fn render_case(path: &Path) -> String {
     match compile_case(path) {
@@ -37,20 +37,10 @@ fn split_header(text: &str) -> (String, String) {
     (header, rest.to_string())
 }
 
-fn cases() -> Vec<PathBuf> {
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(golden_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    cases.sort();
-    cases
-}
-
 #[test]
 fn golden() {
     let bless = std::env::var("STRAIT_BLESS").is_ok_and(|v| v == "1");
-    let cases = cases();
+    let cases = case_paths();
     assert!(cases.len() >= 4, "golden cases are missing");
     let mut failures = Vec::new();
     for input in cases {
@@ -105,7 +95,7 @@ fn header_split() {
 #[test]
 fn golden_rulesets_pass_nft_check_mode() {
     use strait_kernel::nft::{check, NftError};
-    for input in cases() {
+    for input in case_paths() {
         let Ok(mut plan) = compile_case(&input) else {
             continue;
         };

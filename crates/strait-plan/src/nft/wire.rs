@@ -57,45 +57,29 @@ pub fn map_by_netlink(map: &Map) -> bool {
     !map.interval
 }
 
+/// The sets and maps whose elements are written through netlink: (name,
+/// element count), in the table's order.
+fn netlink_lists(table: &Table) -> impl Iterator<Item = (&str, usize)> {
+    let sets = table.sets.iter().filter(|s| set_by_netlink(s));
+    let concat = table
+        .concat_sets
+        .iter()
+        .filter(|s| concat_set_by_netlink(s));
+    let maps = table.maps.iter().filter(|m| map_by_netlink(m));
+    sets.map(|s| (s.name.as_str(), s.elements.len()))
+        .chain(concat.map(|s| (s.name.as_str(), s.elements.len())))
+        .chain(maps.map(|m| (m.name.as_str(), m.elements.len())))
+}
+
 /// Whether set or map `name` of `table` is one whose elements are written
 /// through netlink (false for an unknown name).
 pub fn by_netlink(table: &Table, name: &str) -> bool {
-    table
-        .sets
-        .iter()
-        .any(|s| s.name == name && set_by_netlink(s))
-        || table
-            .concat_sets
-            .iter()
-            .any(|s| s.name == name && concat_set_by_netlink(s))
-        || table
-            .maps
-            .iter()
-            .any(|m| m.name == name && map_by_netlink(m))
+    netlink_lists(table).any(|(n, _)| n == name)
 }
 
 /// How many elements [`for_each_element`] visits.
 pub fn element_count(table: &Table) -> usize {
-    table
-        .sets
-        .iter()
-        .filter(|s| set_by_netlink(s))
-        .map(|s| s.elements.len())
-        .chain(
-            table
-                .concat_sets
-                .iter()
-                .filter(|s| concat_set_by_netlink(s))
-                .map(|s| s.elements.len()),
-        )
-        .chain(
-            table
-                .maps
-                .iter()
-                .filter(|m| map_by_netlink(m))
-                .map(|m| m.elements.len()),
-        )
-        .sum()
+    netlink_lists(table).map(|(_, n)| n).sum()
 }
 
 /// Calls `f(set, key, data)` for every element of every set and map that

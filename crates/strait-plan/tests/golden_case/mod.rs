@@ -24,6 +24,17 @@ pub fn golden_dir() -> PathBuf {
         .expect("strait-plan/tests/golden")
 }
 
+/// Every case file (`*.yaml` in [`golden_dir`]), sorted.
+pub fn case_paths() -> Vec<PathBuf> {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(golden_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    cases.sort();
+    cases
+}
+
 /// The case's Plan (a malformed case file panics naming it).
 pub fn compile_case(path: &Path) -> Result<strait_plan::Plan, strait_plan::PlanError> {
     let name = path.file_name().unwrap().to_string_lossy().into_owned();

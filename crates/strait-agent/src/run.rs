@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::source::Source;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use strait_model::AgentConfig;
 
@@ -72,11 +73,39 @@ pub struct Synced {
 /// What the periodic syncs reuse between source changes: the snapshot, and
 /// the Plan compiled from it for one local node. A one-second sync then
 /// only diffs the kernel against the kept Plan; it neither re-reads the
-/// source nor recompiles (nor logs the same warnings again).
+/// source nor recompiles (nor logs the same warnings again). The compile
+/// cache outlives both: the next snapshot shares every unchanged object
+/// with the last, and the compile reuses what it made of them.
 #[derive(Default)]
 pub struct Cache {
-    snap: Option<strait_model::Snapshot>,
+    snap: Option<Arc<strait_model::Snapshot>>,
     plan: Option<(strait_plan::LocalNode, strait_plan::Plan)>,
+    compile: strait_plan::CompileCache,
+    /// Writes the trace state after each new Plan.
+    publisher: crate::trace_state::Publisher,
+    /// The snapshot before the source changed: the next one takes its
+    /// objects where they are equal (the manifest store reads every file
+    /// again), so the compile cache can tell what changed.
+    previous: Option<Arc<strait_model::Snapshot>>,
+}
+
+impl Cache {
+    /// A cache whose trace state is written on a thread of its own (the
+    /// running agent: at 10,000 Services the file takes 50 ms, which an
+    /// endpoint change should not wait for).
+    pub fn publishing_in_background() -> Cache {
+        Cache {
+            publisher: crate::trace_state::Publisher::background(),
+            ..Cache::default()
+        }
+    }
+
+    /// Forget the snapshot and the Plan (the source or config changed, or
+    /// a full resync is due); the compile cache stays.
+    pub fn forget_inputs(&mut self) {
+        self.previous = self.snap.take().or(self.previous.take());
+        self.plan = None;
+    }
 }
 
 /// One sync from scratch: load, compile, apply.
@@ -117,7 +146,11 @@ pub fn sync_cached(
         Some(s) => s,
         None => {
             cache.plan = None;
-            source.load()?
+            let mut snap = source.load()?;
+            if let Some(before) = cache.previous.take() {
+                snap.share_unchanged(&before);
+            }
+            Arc::new(snap)
         }
     };
     let result = sync_snapshot(
@@ -125,6 +158,8 @@ pub fn sync_cached(
         opts,
         &snap,
         &mut cache.plan,
+        &mut cache.compile,
+        &cache.publisher,
         applier,
         nl,
         full,
@@ -138,8 +173,10 @@ pub fn sync_cached(
 fn sync_snapshot(
     cfg: &AgentConfig,
     opts: &Options,
-    snap: &strait_model::Snapshot,
+    snap: &Arc<strait_model::Snapshot>,
     compiled: &mut Option<(strait_plan::LocalNode, strait_plan::Plan)>,
+    compile_cache: &mut strait_plan::CompileCache,
+    publisher: &crate::trace_state::Publisher,
     applier: &mut Applier,
     nl: &mut strait_kernel::Netlink,
     full: bool,
@@ -161,12 +198,13 @@ fn sync_snapshot(
         None => return Err(format!("node {} has no InternalIP address", opts.node_name)),
     };
     let local = crate::discover::local_node(nl, &opts.node_name, ip)?;
-    if compiled.as_ref().is_none_or(|(l, _)| *l != local) {
-        let plan = strait_plan::compile(cfg, &local, snap).map_err(|e| e.to_string())?;
+    let recompiled = compiled.as_ref().is_none_or(|(l, _)| *l != local);
+    if recompiled {
+        let plan = strait_plan::compile_cached(cfg, &local, snap, compile_cache)
+            .map_err(|e| e.to_string())?;
         for w in &plan.warnings {
             log(format!("warning: {w}"));
         }
-        crate::trace_state::publish(&opts.node_file, cfg, &local, snap);
         *compiled = Some((local, plan));
     }
     let Some((_, plan)) = compiled.as_ref() else {
@@ -181,7 +219,15 @@ fn sync_snapshot(
             Err(e) => log(format!("policy drop counters not read: {e}")),
         }
     }
-    let report = applier.apply(plan, full).map_err(|e| e.to_string())?;
+    let applied = applier.apply(plan, full).map_err(|e| e.to_string());
+    // The tools' view of this node follows the kernel, not the other way
+    // round: written after the apply, whatever its outcome.
+    if recompiled {
+        if let Some((local, _)) = compiled.as_ref() {
+            publisher.publish(&opts.node_file, cfg, local, snap);
+        }
+    }
+    let report = applied?;
     if let Some(m) = metrics {
         m.set_owned("route", report.routes);
         m.set_owned("fdb", report.fdb);
@@ -239,7 +285,7 @@ pub fn run(opts: Options) -> Result<(), String> {
             feed.display()
         ));
     }
-    let mut cache = Cache::default();
+    let mut cache = Cache::publishing_in_background();
     let mut health_checks = crate::health_check::HealthChecks::default();
     let mut udp_before: Option<crate::stale_flows::UdpEndpoints> = None;
     let mut last_sync: Option<Instant> = None;
@@ -273,7 +319,7 @@ pub fn run(opts: Options) -> Result<(), String> {
             let started = Instant::now();
             let recompiled = changed || config_changed || full || cache.plan.is_none();
             if changed || config_changed || full {
-                cache = Cache::default();
+                cache.forget_inputs();
             }
             match sync_cached(
                 &cfg,

@@ -14,6 +14,7 @@
 
 use crate::node_file::write_if_changed;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 use strait_model::{AgentConfig, Snapshot};
 use strait_plan::LocalNode;
 
@@ -81,6 +82,72 @@ pub fn publish(node_file: &Path, cfg: &AgentConfig, local: &LocalNode, snap: &Sn
     }
 }
 
+/// One state to write.
+struct Job {
+    node_file: PathBuf,
+    cfg: AgentConfig,
+    local: LocalNode,
+    snap: Arc<Snapshot>,
+}
+
+/// Where [`Publisher::publish`] writes: at once (the default, for one-shot
+/// syncs), or on a thread of its own that writes the latest state handed
+/// over and skips the ones it had no time for.
+#[derive(Default)]
+pub struct Publisher {
+    /// The background thread's slot; `None`: write at once.
+    slot: Option<Arc<(Mutex<Option<Job>>, Condvar)>>,
+}
+
+impl Publisher {
+    pub fn background() -> Publisher {
+        let slot: Arc<(Mutex<Option<Job>>, Condvar)> = Arc::default();
+        let theirs = Arc::clone(&slot);
+        let spawned = std::thread::Builder::new()
+            .name("trace-state".into())
+            .spawn(move || loop {
+                let (lock, ready) = &*theirs;
+                let mut next = lock.lock().unwrap_or_else(|e| e.into_inner());
+                while next.is_none() {
+                    next = ready.wait(next).unwrap_or_else(|e| e.into_inner());
+                }
+                let Some(job) = next.take() else { continue };
+                drop(next);
+                publish(&job.node_file, &job.cfg, &job.local, &job.snap);
+            });
+        match spawned {
+            Ok(_) => Publisher { slot: Some(slot) },
+            Err(e) => {
+                eprintln!("strait-agent: trace state written inline (no thread: {e})");
+                Publisher::default()
+            }
+        }
+    }
+
+    /// Writes (or hands over) the state of one compile.
+    pub fn publish(
+        &self,
+        node_file: &Path,
+        cfg: &AgentConfig,
+        local: &LocalNode,
+        snap: &Arc<Snapshot>,
+    ) {
+        match &self.slot {
+            None => publish(node_file, cfg, local, snap),
+            Some(slot) => {
+                let (lock, ready) = &**slot;
+                *lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(Job {
+                    node_file: node_file.to_path_buf(),
+                    cfg: cfg.clone(),
+                    local: local.clone(),
+                    snap: Arc::clone(snap),
+                });
+                ready.notify_one();
+            }
+        }
+    }
+}
+
 /// What [`write`] wrote, read back.
 pub fn read(dir: &Path) -> Result<(AgentConfig, LocalNode, Snapshot), String> {
     let read = |name: &str| {
@@ -106,9 +173,7 @@ pub fn read(dir: &Path) -> Result<(AgentConfig, LocalNode, Snapshot), String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn round_trips() {
-        let dir = tempfile::tempdir().unwrap();
+    fn inputs(cluster_ip: &str) -> (AgentConfig, LocalNode, Snapshot) {
         let cfg = AgentConfig::from_yaml("clusterCIDR: 10.42.0.0/16\nserviceCIDR: 10.43.0.0/16\nnonMasqueradeCIDRs: [192.168.2.0/24]\n").unwrap();
         let local = LocalNode {
             name: "node-1".into(),
@@ -119,15 +184,51 @@ mod tests {
         };
         let snap = Snapshot::from_objects(
             strait_model::parse_manifests(
-                "apiVersion: v1\nkind: Node\nmetadata: {name: node-1}\nspec: {podCIDR: 10.42.1.0/24}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: demo}\nspec: {clusterIP: 10.43.0.10, ports: [{port: 80}]}\n",
+                &format!("apiVersion: v1\nkind: Node\nmetadata: {{name: node-1}}\nspec: {{podCIDR: 10.42.1.0/24}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: demo}}\nspec: {{clusterIP: {cluster_ip}, ports: [{{port: 80}}]}}\n"),
                 "t",
             )
             .unwrap(),
         );
+        (cfg, local, snap)
+    }
+
+    #[test]
+    fn round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cfg, local, snap) = inputs("10.43.0.10");
         write(dir.path(), &cfg, &local, &snap).unwrap();
         let (c, l, s) = read(dir.path()).unwrap();
         assert_eq!((c, l, s), (cfg, local, snap));
         let err = read(&dir.path().join("nope")).unwrap_err();
         assert!(err.contains("is the agent running"), "{err}");
+    }
+
+    /// The background writer ends with the last state handed over.
+    #[test]
+    fn the_background_writer_writes_the_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        let node_file = dir.path().join("node.json");
+        let publisher = Publisher::background();
+        let mut last = None;
+        for i in 1..=20 {
+            let (cfg, local, snap) = inputs(&format!("10.43.0.{i}"));
+            let snap = Arc::new(snap);
+            publisher.publish(&node_file, &cfg, &local, &snap);
+            last = Some((cfg, local, snap));
+        }
+        let (cfg, local, snap) = last.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Ok(read_back) = read(&dir_for(&node_file)) {
+                if read_back == (cfg.clone(), local.clone(), Snapshot::clone(&snap)) {
+                    break;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the last state was not written within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }

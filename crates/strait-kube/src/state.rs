@@ -59,6 +59,9 @@ pub(crate) fn trim(mut obj: Object) -> Object {
 /// `from` are dropped).
 fn replace_kind(snap: &mut Snapshot, kind: Kind, mut from: Snapshot) {
     from.shrink_to_fit();
+    // A re-list hands over every object again: keep the ones that did not
+    // change as they were (the compile cache knows them by address).
+    from.share_unchanged(snap);
     match kind {
         Kind::Namespace => snap.namespaces = from.namespaces,
         Kind::Node => snap.nodes = from.nodes,

@@ -10,14 +10,18 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::Metadata;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub nodes: Vec<Node>,
     pub namespaces: Vec<Namespace>,
     pub pods: Vec<Pod>,
-    pub services: Vec<Service>,
-    pub endpoint_slices: Vec<Slice>,
+    /// Shared: a snapshot's clone and the next snapshot of a source keep
+    /// the same `Arc` for an object that did not change, which is how the
+    /// compiler's cache (strait-plan `CompileCache`) knows what did.
+    pub services: Vec<Arc<Service>>,
+    pub endpoint_slices: Vec<Arc<Slice>>,
     pub network_policies: Vec<NetworkPolicy>,
 }
 
@@ -26,15 +30,25 @@ trait Keyed {
     fn key(&self) -> (&str, &str);
 }
 
-impl<T: Metadata<Ty = ObjectMeta>> Keyed for T {
-    fn key(&self) -> (&str, &str) {
-        let m = self.metadata();
-        (
-            m.namespace.as_deref().unwrap_or(""),
-            m.name.as_deref().unwrap_or(""),
-        )
-    }
+fn meta_key(m: &ObjectMeta) -> (&str, &str) {
+    (
+        m.namespace.as_deref().unwrap_or(""),
+        m.name.as_deref().unwrap_or(""),
+    )
 }
+
+/// The k8s-openapi kinds, by their metadata (one impl each: a blanket
+/// impl over `Metadata` would rule out the one for `Arc`).
+macro_rules! keyed_by_metadata {
+    ($($t:ty),*) => {$(
+        impl Keyed for $t {
+            fn key(&self) -> (&str, &str) {
+                meta_key(self.metadata())
+            }
+        }
+    )*};
+}
+keyed_by_metadata!(Node, Namespace, Pod, Service, NetworkPolicy);
 
 impl Keyed for Slice {
     fn key(&self) -> (&str, &str) {
@@ -42,22 +56,45 @@ impl Keyed for Slice {
     }
 }
 
+impl<T: Keyed> Keyed for Arc<T> {
+    fn key(&self) -> (&str, &str) {
+        (**self).key()
+    }
+}
+
 fn key<T: Keyed>(o: &T) -> (&str, &str) {
     o.key()
 }
 
-/// Inserts or replaces `obj` in a sorted list; returns the replaced object.
-fn upsert<T: Keyed>(list: &mut Vec<T>, obj: T) -> Option<T> {
+/// Inserts or replaces `obj` in a sorted list; returns the replaced object
+/// (an equal object stays, and `obj` is returned: a shared one keeps its
+/// `Arc`).
+fn upsert<T: Keyed + PartialEq>(list: &mut Vec<T>, obj: T) -> Option<T> {
     // Sources usually hand objects over in order: try the end first.
     if list.last().is_none_or(|l| key(l) < key(&obj)) {
         list.push(obj);
         return None;
     }
     match list.binary_search_by(|o| key(o).cmp(&key(&obj))) {
+        Ok(i) if list[i] == obj => Some(obj),
         Ok(i) => Some(std::mem::replace(&mut list[i], obj)),
         Err(i) => {
             list.insert(i, obj);
             None
+        }
+    }
+}
+
+/// Where `list` and `before` (both sorted) hold equal objects under one
+/// key, `list` takes `before`'s `Arc`.
+fn share<T: Keyed + PartialEq>(list: &mut [Arc<T>], before: &[Arc<T>]) {
+    let mut old = before.iter().peekable();
+    for o in list.iter_mut() {
+        while old.next_if(|b| key(*b) < key(o)).is_some() {}
+        if let Some(b) = old.next_if(|b| key(*b) == key(o)) {
+            if !Arc::ptr_eq(b, o) && **b == **o {
+                *o = Arc::clone(b);
+            }
         }
     }
 }
@@ -100,9 +137,12 @@ impl Snapshot {
             Object::Namespace(o) => upsert(&mut self.namespaces, o).map(Object::Namespace),
             Object::Node(o) => upsert(&mut self.nodes, o).map(Object::Node),
             Object::Pod(o) => upsert(&mut self.pods, o).map(Object::Pod),
-            Object::Service(o) => upsert(&mut self.services, o).map(Object::Service),
-            Object::EndpointSlice(o) => upsert(&mut self.endpoint_slices, Slice::from_k8s(o))
-                .map(|old| Object::EndpointSlice(old.to_k8s())),
+            Object::Service(o) => upsert(&mut self.services, Arc::new(o))
+                .map(|old| Object::Service(Arc::unwrap_or_clone(old))),
+            Object::EndpointSlice(o) => {
+                upsert(&mut self.endpoint_slices, Arc::new(Slice::from_k8s(o)))
+                    .map(|old| Object::EndpointSlice(old.to_k8s()))
+            }
             Object::NetworkPolicy(o) => {
                 upsert(&mut self.network_policies, o).map(Object::NetworkPolicy)
             }
@@ -123,13 +163,23 @@ impl Snapshot {
             Kind::Namespace => remove(&mut self.namespaces, ns, name).map(Object::Namespace),
             Kind::Node => remove(&mut self.nodes, ns, name).map(Object::Node),
             Kind::Pod => remove(&mut self.pods, ns, name).map(Object::Pod),
-            Kind::Service => remove(&mut self.services, ns, name).map(Object::Service),
+            Kind::Service => remove(&mut self.services, ns, name)
+                .map(|old| Object::Service(Arc::unwrap_or_clone(old))),
             Kind::EndpointSlice => remove(&mut self.endpoint_slices, ns, name)
                 .map(|old| Object::EndpointSlice(old.to_k8s())),
             Kind::NetworkPolicy => {
                 remove(&mut self.network_policies, ns, name).map(Object::NetworkPolicy)
             }
         }
+    }
+
+    /// Takes `before`'s `Arc` for every Service and EndpointSlice equal to
+    /// one there (a source that read everything again, such as a re-list
+    /// or the manifest store, so the compile cache sees what did not
+    /// change).
+    pub fn share_unchanged(&mut self, before: &Snapshot) {
+        share(&mut self.services, &before.services);
+        share(&mut self.endpoint_slices, &before.endpoint_slices);
     }
 
     /// Restores the invariant on a hand-built snapshot: every list sorted by
@@ -150,7 +200,7 @@ impl Snapshot {
         namespace: &'a str,
         name: &'a str,
     ) -> impl Iterator<Item = &'a Slice> + 'a {
-        self.endpoint_slices.iter().filter(move |s| {
+        self.endpoint_slices.iter().map(|s| &**s).filter(move |s| {
             s.namespace == namespace && s.label("kubernetes.io/service-name") == Some(name)
         })
     }
@@ -179,7 +229,11 @@ impl Snapshot {
         out.extend(self.namespaces.iter().cloned().map(Object::Namespace));
         out.extend(self.nodes.iter().cloned().map(Object::Node));
         out.extend(self.pods.iter().cloned().map(Object::Pod));
-        out.extend(self.services.iter().cloned().map(Object::Service));
+        out.extend(
+            self.services
+                .iter()
+                .map(|s| Object::Service(Service::clone(s))),
+        );
         out.extend(
             self.endpoint_slices
                 .iter()

@@ -142,3 +142,62 @@ fn node_lookup_and_objects() {
     assert!(snap.node("n1").is_some());
     assert!(!snap.is_empty());
 }
+
+const SERVICES: &str = "
+apiVersion: v1
+kind: Service
+metadata: {name: a, namespace: x}
+spec: {clusterIP: 10.43.0.1, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b, namespace: x}
+spec: {clusterIP: 10.43.0.2, ports: [{port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: a-1, namespace: x, labels: {kubernetes.io/service-name: a}}
+addressType: IPv4
+endpoints: [{addresses: [10.42.1.2]}]
+";
+
+#[test]
+fn an_equal_object_keeps_its_arc() {
+    let mut snap = Snapshot::from_objects(objects(SERVICES));
+    let before = Arc::clone(&snap.services[0]);
+    let again = objects(SERVICES).remove(0);
+    assert!(snap.apply(again).is_some());
+    assert!(Arc::ptr_eq(&before, &snap.services[0]));
+    // A changed one gets a new Arc.
+    let changed = objects(&SERVICES.replace("10.43.0.1", "10.43.0.9")).remove(0);
+    snap.apply(changed);
+    assert!(!Arc::ptr_eq(&before, &snap.services[0]));
+}
+
+#[test]
+fn a_snapshot_read_again_shares_what_did_not_change() {
+    let before = Snapshot::from_objects(objects(SERVICES));
+    let mut again = Snapshot::from_objects(objects(&SERVICES.replace("10.43.0.2", "10.43.0.7")));
+    assert!(!Arc::ptr_eq(&before.services[0], &again.services[0]));
+    again.share_unchanged(&before);
+    assert!(Arc::ptr_eq(&before.services[0], &again.services[0]));
+    assert!(!Arc::ptr_eq(&before.services[1], &again.services[1]));
+    assert_eq!(
+        again.services[1]
+            .spec
+            .as_ref()
+            .unwrap()
+            .cluster_ip
+            .as_deref(),
+        Some("10.43.0.7")
+    );
+    assert!(Arc::ptr_eq(
+        &before.endpoint_slices[0],
+        &again.endpoint_slices[0]
+    ));
+    // Objects only one side has are left alone.
+    let mut fewer = Snapshot::from_objects(objects(SERVICES).into_iter().skip(1));
+    fewer.share_unchanged(&before);
+    assert_eq!(fewer.services.len(), 1);
+    assert!(Arc::ptr_eq(&before.services[1], &fewer.services[0]));
+}

@@ -2,14 +2,17 @@
 //! endpoint change: `cargo run --release -p strait-plan --example
 //! services_scale -- [services] [rounds]` (default 10000, 5). The cluster
 //! mirrors `strait bench services` (crates/strait/src/bench/services): 200
-//! peer nodes, N Services of one port with 10 ready endpoints each. Prints
-//! one line per step, then the fastest and the median compile; a profiler
-//! can run it (`perf record -g`). `SERVICES_SCALE_RENDER=<file>` also
+//! peer nodes, N Services of one port with 10 ready endpoints each. Each
+//! step compiles from scratch and then with the agent's compile cache (the
+//! changed snapshot shares every other object with the plain one, as a
+//! source hands it over) and checks both give one table. Prints one line
+//! per step, then the fastest and the median of each; a profiler can run
+//! it (`perf record -g`). `SERVICES_SCALE_RENDER=<file>` also
 //! writes the rendered table (for timing `nft` against it by hand).
 
 use std::time::Instant;
 use strait_model::{AgentConfig, Object, Snapshot};
-use strait_plan::{compile, LocalNode};
+use strait_plan::{compile, compile_cached, CompileCache, LocalNode};
 
 macro_rules! say {
     ($($t:tt)*) => {{
@@ -83,23 +86,38 @@ fn main() {
         let plan = compile(&cfg, &local, &plain).expect("compile");
         std::fs::write(path, strait_plan::nft::render(&plan.nft)).expect("write the table");
     }
-    let moved = snapshot(n, true);
-    let mut times = Vec::new();
+    // As a source hands it over: the same objects but the changed slice.
+    let mut moved = plain.clone();
+    let changed = snapshot(n, true);
+    let last = moved.endpoint_slices.len() - 1;
+    moved.endpoint_slices[last] = changed.endpoint_slices[last].clone();
+    let mut cache = CompileCache::default();
+    compile_cached(&cfg, &local, &plain, &mut cache).expect("compile");
+    let (mut whole, mut cached) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         for (what, snap) in [("plain", &plain), ("moved", &moved)] {
             let start = Instant::now();
             let plan = compile(&cfg, &local, snap).expect("compile");
             let took = start.elapsed();
-            times.push(took.as_secs_f64() * 1000.0);
+            whole.push(took.as_secs_f64() * 1000.0);
+            let start = Instant::now();
+            let again = compile_cached(&cfg, &local, snap, &mut cache).expect("compile");
+            let took_cached = start.elapsed();
+            cached.push(took_cached.as_secs_f64() * 1000.0);
+            assert!(*plan.nft == *again.nft, "the cache changed the table");
             let elements: usize = plan.nft.maps.iter().map(|m| m.elements.len()).sum();
             say!(
-                "round {round} {what}: compile {:.1} ms ({elements} map elements)",
-                took.as_secs_f64() * 1000.0
+                "round {round} {what}: compile {:.1} ms, with the cache {:.1} ms ({:?}; {elements} map elements)",
+                took.as_secs_f64() * 1000.0,
+                took_cached.as_secs_f64() * 1000.0,
+                cache.services.last_use(),
             );
         }
     }
-    times.sort_by(f64::total_cmp);
-    if let (Some(min), Some(median)) = (times.first(), times.get(times.len() / 2)) {
-        say!("compile: min {min:.1} ms, median {median:.1} ms");
+    for (what, mut times) in [("compile", whole), ("with the cache", cached)] {
+        times.sort_by(f64::total_cmp);
+        if let (Some(min), Some(median)) = (times.first(), times.get(times.len() / 2)) {
+            say!("{what}: min {min:.1} ms, median {median:.1} ms");
+        }
     }
 }

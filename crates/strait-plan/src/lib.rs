@@ -108,6 +108,25 @@ fn check_inputs(cfg: &AgentConfig, local: &LocalNode) -> Result<Ipv4Net, PlanErr
 
 /// Compiles the plan for `local` from the config and the cluster snapshot.
 pub fn compile(cfg: &AgentConfig, local: &LocalNode, snap: &Snapshot) -> Result<Plan, PlanError> {
+    compile_cached(cfg, local, snap, &mut CompileCache::default())
+}
+
+/// What one compile keeps for the next: the per-Service pieces
+/// ([`services::ServiceCache`]). The agent owns one for its life; the Plan
+/// is the same with or without it.
+#[derive(Default)]
+pub struct CompileCache {
+    pub services: services::ServiceCache,
+}
+
+/// [`compile`], reusing what `cache` kept of the last compile where its
+/// inputs are the same objects (and keeping this compile's for the next).
+pub fn compile_cached(
+    cfg: &AgentConfig,
+    local: &LocalNode,
+    snap: &Snapshot,
+    cache: &mut CompileCache,
+) -> Result<Plan, PlanError> {
     let cluster = check_inputs(cfg, local)?;
     let mut warnings = Vec::new();
     let nodes = nodes::collect(cluster, local, snap, &mut warnings)?;
@@ -141,6 +160,7 @@ pub fn compile(cfg: &AgentConfig, local: &LocalNode, snap: &Snapshot) -> Result<
         snap,
         &mut table,
         &mut warnings,
+        &mut cache.services,
     );
     policy::add_to_table(&local.name, snap, &mut table, &mut warnings);
     table.validate()?;

@@ -29,6 +29,7 @@ impl Cluster {
         let others: Vec<&Service> = snap
             .services
             .iter()
+            .map(|s| &**s)
             .filter(|s| (s.metadata.namespace.clone(), s.metadata.name.clone()) != me)
             .collect();
         let spec = svc.spec.get_or_insert_with(Default::default);

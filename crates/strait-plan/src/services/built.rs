@@ -40,25 +40,18 @@ pub(super) struct Built {
     pub(super) chains: BTreeMap<String, Chain>,
     /// Endpoint chains to create (sessionAffinity ClientIP only).
     pub(super) endpoints: BTreeSet<(Ipv4Addr, u16, L4Proto)>,
-    /// Per-service chain name -> the identity that owns it.
-    pub(super) owners: HashMap<String, String>,
     /// sessionAffinity sets (client address -> endpoint, with a timeout).
     pub(super) sets: Vec<Set>,
 }
 
 impl Built {
-    /// Where traffic for `key` goes to reach one of `eps` (the `local`
-    /// view or the cluster one): with `affinity` (the per-service chain of
-    /// a sessionAffinity service), that chain; otherwise elements
-    /// `key . i : endpoint` in the group map of `eps.len()` endpoints, and
+    /// Where traffic for `key` goes to reach `target`'s endpoints (the
+    /// `local` view or the cluster one): with a chain (the per-service
+    /// chain of a sessionAffinity service), that chain; otherwise elements
+    /// `key . i : endpoint` in the group map of that many endpoints, and
     /// its chain. No endpoint: drop.
-    pub(super) fn target(
-        &mut self,
-        key: &[Key],
-        eps: &[(Ipv4Addr, u16)],
-        local: bool,
-        affinity: Option<&str>,
-    ) -> Verdict {
+    pub(super) fn target(&mut self, key: &[Key], piece: &Piece, target: &Target) -> Verdict {
+        let eps = piece.eps(target);
         if eps.is_empty() {
             return Verdict::Drop;
         }
@@ -71,9 +64,10 @@ impl Built {
                 .map(|(ip, _)| *ip)
                 .filter(|ip| local_pods.iter().any(|c| c.contains(ip))),
         );
-        if let Some(chain) = affinity {
+        if let Some(chain) = piece.chain(target) {
             return Verdict::Goto(chain.to_string());
         }
+        let local = target.local;
         let group = Group {
             nodeport: key.len() == PORT_KEY.len(),
             local,
@@ -91,91 +85,5 @@ impl Built {
             elements.push((k, MapData::AddrPort(*ip, *port)));
         }
         Verdict::Goto(chain.clone())
-    }
-
-    /// The rules of a sessionAffinity ClientIP chain over `eps` (`timeout`
-    /// seconds): a client seen before goes straight to the endpoint it had
-    /// (a dynamic set per endpoint holds client addresses), and a new
-    /// client's choice is remembered on the way to the endpoint chain.
-    pub(super) fn affinity_rules(
-        &mut self,
-        chain: &str,
-        eps: &[(Ipv4Addr, u16)],
-        proto: L4Proto,
-        timeout: u32,
-    ) -> Vec<Rule> {
-        self.endpoints
-            .extend(eps.iter().map(|(ip, p)| (*ip, *p, proto)));
-        let mut rules = Vec::new();
-        let mut targets = Vec::new();
-        for (i, (ip, port)) in eps.iter().enumerate() {
-            let sep = endpoint_chain_name(*ip, *port, proto);
-            let set = format!("{chain}-aff{i}");
-            let remember = format!("{chain}-a{i}");
-            self.sets.push(Set {
-                name: set.clone(),
-                kind: SetKind::Ipv4Addr,
-                interval: false,
-                elements: vec![],
-                comment: Some(format!("sessionAffinity ClientIP: clients of {ip}:{port}")),
-                timeout: Some(timeout),
-            });
-            rules.push(Rule::uncounted(
-                vec![Match::SaddrIn {
-                    family: IpFamily::V4,
-                    addrs: Addrs::Set(set.clone()),
-                    negate: false,
-                }],
-                vec![],
-                Verdict::Goto(sep.clone()),
-                None,
-            ));
-            self.chains.insert(
-                remember.clone(),
-                regular(
-                    remember.clone(),
-                    vec![Rule::uncounted(
-                        vec![],
-                        vec![Statement::UpdateSaddr(set)],
-                        Verdict::Goto(sep),
-                        None,
-                    )],
-                ),
-            );
-            targets.push(Verdict::Goto(remember));
-        }
-        let pick = if targets.len() == 1 {
-            targets.remove(0)
-        } else {
-            Verdict::NumgenVmap { targets }
-        };
-        rules.push(Rule::uncounted(vec![], vec![], pick, None));
-        rules
-    }
-    /// [`service_chain_name`], unless another service port already owns
-    /// that name (`a-b`/`c` and `a`/`b-c` read the same): then the name
-    /// gets a hash of this identity. Services come sorted, so the choice is
-    /// stable.
-    pub(super) fn chain_name(
-        &mut self,
-        prefix: &str,
-        ns: &str,
-        name: &str,
-        port: &str,
-        proto: L4Proto,
-    ) -> String {
-        let plain = service_chain_name(prefix, ns, name, port, proto);
-        let identity = format!("{prefix}/{ns}/{name}/{port}/{}", proto.as_str());
-        match self.owners.get(&plain) {
-            None => {
-                self.owners.insert(plain.clone(), identity);
-                plain
-            }
-            Some(owner) if *owner == identity => plain,
-            Some(_) => {
-                let cut = plain.len().min(MAX_CHAIN_NAME - 9);
-                format!("{}-{:08x}", &plain[..cut], fnv1a(&identity))
-            }
-        }
     }
 }

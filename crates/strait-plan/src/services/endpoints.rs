@@ -55,7 +55,7 @@ pub(super) fn port_u16(p: i32) -> Option<u16> {
 /// Endpoints of the Service port named `port_name` with `proto`, from the
 /// service's slices (each slice says the resolved port per port name).
 pub(super) fn endpoints_for<'a>(
-    slices: &[&'a Slice],
+    slices: &[&'a Arc<Slice>],
     port_name: &str,
     proto: L4Proto,
 ) -> Vec<Endpoint<'a>> {

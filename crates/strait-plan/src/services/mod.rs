@@ -50,6 +50,7 @@ use crate::nft::{
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use strait_model::k8s::api::core::v1::Service;
 use strait_model::{Slice, Snapshot};
 
@@ -86,21 +87,27 @@ pub const MAX_CHAIN_NAME: usize = 64;
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 mod built;
+mod cache;
 mod emit;
 mod endpoints;
 mod group;
 mod names;
 mod parts;
+mod piece;
 mod service;
 
 use built::Built;
+use cache::NodeView;
+pub use cache::{CacheUse, ServiceCache};
 use emit::emit;
 use endpoints::{endpoints_for, port_u16, proto_of};
 pub use endpoints::{select_endpoints, Endpoint};
 use group::Group;
 pub(crate) use names::fnv1a;
+use names::ChainOwners;
 pub use names::{endpoint_chain_name, service_chain_name};
 use parts::*;
+use piece::{Op, Piece, SvcKey, Target};
 use service::add_service;
 
 fn v4(s: &str) -> Option<Ipv4Addr> {
@@ -117,7 +124,9 @@ fn v4(s: &str) -> Option<Ipv4Addr> {
 /// with one): traffic from outside the cluster to them is masqueraded, and
 /// new connections to an address in them that no Service port took (after
 /// DNAT) are rejected. Returns the IPv4 ClusterIPs outside `service_cidr`
-/// (for [`outside_cluster_ip_routes`]).
+/// (for [`outside_cluster_ip_routes`]). `cache` holds each Service's piece
+/// for the next call (see [`ServiceCache`]).
+#[allow(clippy::too_many_arguments)]
 pub fn add_to_table(
     service_cidr: Option<ipnet::Ipv4Net>,
     local_node: &str,
@@ -125,37 +134,55 @@ pub fn add_to_table(
     snap: &Snapshot,
     table: &mut Table,
     warnings: &mut Vec<String>,
+    cache: &mut ServiceCache,
 ) -> BTreeSet<Ipv4Addr> {
-    let mut slices: foldhash::HashMap<(&str, &str), Vec<&Slice>> =
-        foldhash::HashMap::with_capacity_and_hasher(snap.endpoint_slices.len(), Default::default());
-    for s in &snap.endpoint_slices {
-        if let Some(svc) = s.label(SERVICE_NAME_LABEL) {
-            slices.entry((&s.namespace, svc)).or_default().push(s);
-        }
+    let t0 = std::time::Instant::now();
+    // The snapshot keeps Services sorted by (namespace, name), which is
+    // unique; a hand-built one may not be.
+    fn key(s: &Service) -> (&str, &str) {
+        strait_model::namespace_and_name(&s.metadata)
     }
-    let mut services: Vec<&Service> = snap.services.iter().collect();
-    // (namespace, name) is unique: an unstable sort is deterministic, and
-    // cheaper (10,000 names per compile).
-    services.sort_unstable_by(|a, b| {
-        (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
-    });
+    let mut services: Vec<&Arc<Service>> = snap.services.iter().collect();
+    if !services.is_sorted_by(|a, b| key(a) <= key(b)) {
+        services.sort_by(|a, b| key(a).cmp(&key(b)));
+    }
+    let node = NodeView {
+        name: local_node.to_string(),
+        local_pods: local_pods.to_vec(),
+        service_cidr,
+    };
     let mut built = Built {
         local_pods: local_pods.to_vec(),
         service_cidr,
         ..Built::default()
     };
+    let t1 = t0.elapsed();
+    let mut owners = ChainOwners::default();
     let mut any = false;
-    for svc in services {
-        let (ns, name) = strait_model::namespace_and_name(&svc.metadata);
-        let none = Vec::new();
-        let svc_slices = slices.get(&(ns, name)).unwrap_or(&none);
-        any |= add_service(local_node, ns, name, svc, svc_slices, &mut built, warnings);
-    }
+    cache.pieces(
+        &node,
+        snap,
+        &services,
+        |svc, svc_slices| {
+            let (ns, name) = strait_model::namespace_and_name(&svc.metadata);
+            add_service(&node, ns, name, svc, svc_slices, &mut owners)
+        },
+        |piece| any |= built.add_piece(piece, warnings),
+    );
     if !any {
         return BTreeSet::new();
     }
+    let t2 = t0.elapsed();
     let outside = built.outside_cidr.clone();
     emit(built, table);
+    if std::env::var_os("STRAIT_T").is_some() {
+        eprintln!(
+            "TIMES svc: index+sort {:?} loop {:?} emit {:?}",
+            t1,
+            t2 - t1,
+            t0.elapsed() - t2
+        );
+    }
     outside
 }
 

@@ -41,3 +41,37 @@ pub fn service_chain_name(
 pub fn endpoint_chain_name(ip: Ipv4Addr, port: u16, proto: L4Proto) -> String {
     format!("sep-{ip}-{port}-{}", proto.as_str())
 }
+
+/// Per-service chain name -> the identity (prefix/ns/name/port/proto) that
+/// owns it.
+#[derive(Default)]
+pub(super) struct ChainOwners(HashMap<String, String>);
+
+impl ChainOwners {
+    /// [`service_chain_name`], unless another service port already owns
+    /// that name (`a-b`/`c` and `a`/`b-c` read the same): then the name
+    /// gets a hash of this identity. Services come sorted, so the choice is
+    /// stable.
+    pub(super) fn chain_name(
+        &mut self,
+        prefix: &str,
+        ns: &str,
+        name: &str,
+        port: &str,
+        proto: L4Proto,
+    ) -> String {
+        let plain = service_chain_name(prefix, ns, name, port, proto);
+        let identity = format!("{prefix}/{ns}/{name}/{port}/{}", proto.as_str());
+        match self.0.get(&plain) {
+            None => {
+                self.0.insert(plain.clone(), identity);
+                plain
+            }
+            Some(owner) if *owner == identity => plain,
+            Some(_) => {
+                let cut = plain.len().min(MAX_CHAIN_NAME - 9);
+                format!("{}-{:08x}", &plain[..cut], fnv1a(&identity))
+            }
+        }
+    }
+}

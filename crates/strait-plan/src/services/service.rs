@@ -1,32 +1,34 @@
 //! One Service: its ClusterIP, external addresses and NodePorts, each
-//! port with its endpoint views, added to [`Built`].
+//! port with its endpoint views, as a [`Piece`].
 
 use super::*;
 
-/// One service; false when it has no ClusterIP (headless, ExternalName).
+/// One service's piece (not `served` when it has no ClusterIP: headless,
+/// ExternalName). `owners` names sessionAffinity chains.
 pub(super) fn add_service(
-    local_node: &str,
+    node: &NodeView,
     ns: &str,
     name: &str,
     svc: &Service,
-    slices: &[&Slice],
-    built: &mut Built,
-    warnings: &mut Vec<String>,
-) -> bool {
-    let Some(spec) = &svc.spec else { return false };
+    slices: &[&Arc<Slice>],
+    owners: &mut ChainOwners,
+) -> Piece {
+    let mut piece = Piece::default();
+    let Some(spec) = &svc.spec else { return piece };
     let Some(cluster_ip) = spec
         .cluster_ip
         .as_deref()
         .filter(|ip| !ip.is_empty() && *ip != "None")
     else {
-        return false;
+        return piece;
     };
     let Some(cluster_ip) = v4(cluster_ip) else {
-        warnings.push(format!("service {ns}/{name}: clusterIP {cluster_ip} left out: IPv6 services are not supported yet"));
-        return false;
+        piece.warnings.push(format!("service {ns}/{name}: clusterIP {cluster_ip} left out: IPv6 services are not supported yet"));
+        return piece;
     };
-    if !built.service_cidr.is_some_and(|c| c.contains(&cluster_ip)) {
-        built.outside_cidr.insert(cluster_ip);
+    piece.served = true;
+    if !node.service_cidr.is_some_and(|c| c.contains(&cluster_ip)) {
+        piece.outside_cidr = Some(cluster_ip);
     }
     // sessionAffinity ClientIP: its timeout (Kubernetes' default 3 hours).
     let affinity = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
@@ -61,7 +63,7 @@ pub(super) fn add_service(
     external.dedup();
     for sp in spec.ports.iter().flatten() {
         let Some(proto) = proto_of(sp.protocol.as_deref()) else {
-            warnings.push(format!(
+            piece.warnings.push(format!(
                 "service {ns}/{name}: protocol {:?} left out",
                 sp.protocol
             ));
@@ -74,21 +76,22 @@ pub(super) fn add_service(
         let node_port = sp.node_port.and_then(port_u16);
         let eps = endpoints_for(slices, port_name, proto);
         let cluster = select_endpoints(&eps, None);
-        let local = select_endpoints(&eps, Some(local_node));
-        let ip_key = |addr: Ipv4Addr| -> KeyVec {
-            smallvec::smallvec![Key::Ipv4(addr), Key::Proto(proto), Key::Port(port)]
+        let local = select_endpoints(&eps, Some(&node.name));
+        let ip_key = |addr: Ipv4Addr| SvcKey {
+            addr: Some(addr),
+            proto,
+            port,
+        };
+        let np_key = |np: u16| SvcKey {
+            addr: None,
+            proto,
+            port: np,
         };
         if cluster.is_empty() {
-            let reject = Verdict::Goto(REJECT_CHAIN.to_string());
-            built.no_ep_ips.push((ip_key(cluster_ip), reject.clone()));
-            for a in &external {
-                built.no_ep_ips.push((ip_key(*a), reject.clone()));
-            }
-            if let Some(np) = node_port {
-                built.no_ep_nodeports.push((
-                    smallvec::smallvec![Key::Proto(proto), Key::Port(np)],
-                    reject.clone(),
-                ));
+            let addresses = std::iter::once(&cluster_ip).chain(&external);
+            let keys = addresses.map(|a| ip_key(*a)).chain(node_port.map(np_key));
+            for key in keys {
+                piece.ops.push(Op::NoEndpoint { key, reject: true });
             }
             continue;
         }
@@ -103,111 +106,45 @@ pub(super) fn add_service(
                 } else {
                     port_name.to_string()
                 };
-                let svc = built.chain_name("svc", ns, name, &label, proto);
-                let svl = built.chain_name("svl", ns, name, &label, proto);
-                if !int_local || has_external {
-                    let rules = built.affinity_rules(&svc, &cluster, proto, timeout);
-                    built
-                        .chains
-                        .insert(svc.clone(), regular(svc.clone(), rules));
-                }
-                if !local.is_empty() && (int_local || (ext_local && has_external)) {
-                    let rules = built.affinity_rules(&svl, &local, proto, timeout);
-                    built
-                        .chains
-                        .insert(svl.clone(), regular(svl.clone(), rules));
-                }
-                (Some(svc), Some(svl))
+                let svc = owners.chain_name("svc", ns, name, &label, proto);
+                let svl = owners.chain_name("svl", ns, name, &label, proto);
+                let svc_rules = (!int_local || has_external)
+                    .then(|| piece.affinity_rules(&svc, &cluster, proto, timeout));
+                let svl_rules = (!local.is_empty() && (int_local || (ext_local && has_external)))
+                    .then(|| piece.affinity_rules(&svl, &local, proto, timeout));
+                (
+                    Some(piece.affinity_chain(svc, svc_rules)),
+                    Some(piece.affinity_chain(svl, svl_rules)),
+                )
             }
         };
-        let (svc_chain, svl_chain) = (svc_chain.as_deref(), svl_chain.as_deref());
+        let all = piece.target(&cluster, false, svc_chain);
+        let here = piece.target(&local, true, svl_chain);
         // ClusterIP.
         let key = ip_key(cluster_ip);
         if int_local && local.is_empty() {
             // Endpoints exist, none here: drop, as kube-proxy does.
-            built.no_ep_ips.push((key, Verdict::Drop));
-        } else if built.claimed_ips.insert(key.clone()) {
-            let target = if int_local {
-                built.target(&key, &local, true, svl_chain)
-            } else {
-                built.target(&key, &cluster, false, svc_chain)
-            };
-            built.service_ips.push((key, target));
+            piece.ops.push(Op::NoEndpoint { key, reject: false });
+        } else {
+            let target = if int_local { here } else { all };
+            piece.ops.push(Op::ClusterIp { key, target });
         }
         // External addresses: every endpoint for pods and this node (and
         // everyone with eTP Cluster, marked); eTP Local from outside: this
         // node's endpoints, unmarked.
-        let views = Views {
-            cluster: &cluster,
-            local: &local,
-            ext_local,
-            svc_chain,
-            svl_chain,
-        };
-        for a in &external {
-            built.add_external(ip_key(*a), false, &views);
-        }
-        if let Some(np) = node_port {
-            built.add_external(
-                smallvec::smallvec![Key::Proto(proto), Key::Port(np)],
-                true,
-                &views,
-            );
+        let keys = external
+            .iter()
+            .map(|a| ip_key(*a))
+            .chain(node_port.map(np_key));
+        for key in keys {
+            piece.ops.push(Op::External {
+                key,
+                all,
+                local: ext_local.then_some(here),
+            });
         }
     }
-    true
-}
-
-/// The endpoint views of one service port, for its external entries.
-pub(super) struct Views<'a> {
-    cluster: &'a [(Ipv4Addr, u16)],
-    local: &'a [(Ipv4Addr, u16)],
-    ext_local: bool,
-    svc_chain: Option<&'a str>,
-    svl_chain: Option<&'a str>,
-}
-
-impl Built {
-    /// An external entry (an externalIP or LB address, or a NodePort when
-    /// `nodeport`): every endpoint for pods and this node (and everyone
-    /// with eTP Cluster, marked); with eTP Local, traffic from outside gets
-    /// this node's endpoints, unmarked. The first Service to claim a key
-    /// keeps it.
-    pub(super) fn add_external(&mut self, key: KeyVec, nodeport: bool, v: &Views) {
-        let claimed = if nodeport {
-            &mut self.claimed_nodeports
-        } else {
-            &mut self.claimed_ips
-        };
-        if !claimed.insert(key.clone()) {
-            return;
-        }
-        let all = self.target(&key, v.cluster, false, v.svc_chain);
-        let local = v
-            .ext_local
-            .then(|| self.target(&key, v.local, true, v.svl_chain));
-        let (all_list, local_list, node_masq, masq) = if nodeport {
-            (
-                &mut self.nodeports,
-                &mut self.ext_local_nodeports,
-                &mut self.node_masq_nodeports,
-                &mut self.masq_nodeports,
-            )
-        } else {
-            (
-                &mut self.service_ips,
-                &mut self.ext_local_ips,
-                &mut self.node_masq_ips,
-                &mut self.masq_ips,
-            )
-        };
-        all_list.push((key.clone(), all));
-        match local {
-            Some(target) => {
-                local_list.push((key.clone(), target));
-                node_masq.push(key);
-            }
-            None => masq.push(key),
-        }
-    }
+    piece.endpoints.shrink_to_fit();
+    piece.ops.shrink_to_fit();
+    piece
 }

@@ -133,6 +133,7 @@ fn table_from(snap: &Snapshot) -> (Table, Vec<String>) {
         snap,
         &mut t,
         &mut warnings,
+        &mut ServiceCache::default(),
     );
     t.validate().unwrap();
     (t, warnings)
@@ -165,7 +166,15 @@ fn cluster_ips_outside_the_service_cidr_join_it() {
     let cidr = Some("10.43.0.0/16".parse().unwrap());
     let outside = |snap: &Snapshot| {
         let mut t = Table::new(Family::Inet, "strait");
-        add_to_table(cidr, "node-1", &[], snap, &mut t, &mut Vec::new())
+        add_to_table(
+            cidr,
+            "node-1",
+            &[],
+            snap,
+            &mut t,
+            &mut Vec::new(),
+            &mut ServiceCache::default(),
+        )
     };
     let routes = outside_cluster_ip_routes(&cfg, &outside(&snap));
     assert_eq!(routes.len(), 1);
@@ -325,7 +334,15 @@ fn off_cluster_masquerade_and_service_cidr_reject() {
     let mut w = Vec::new();
     crate::egress::add_to_table(&cfg, "10.42.0.0/16".parse().unwrap(), &mut t, &mut w);
     let snap = Snapshot::from_objects(parse_manifests(WEB, "test").unwrap());
-    add_to_table(None, "node-1", &[], &snap, &mut t, &mut w);
+    add_to_table(
+        None,
+        "node-1",
+        &[],
+        &snap,
+        &mut t,
+        &mut w,
+        &mut ServiceCache::default(),
+    );
     let set = t
         .sets
         .iter()
@@ -397,7 +414,7 @@ fn big_snapshot(services: usize, endpoints: usize) -> Snapshot {
             }]),
             ..Default::default()
         });
-        snap.services.push(svc);
+        snap.services.push(svc.into());
         let mut slice = EndpointSlice {
             address_type: "IPv4".into(),
             ..Default::default()
@@ -429,7 +446,7 @@ fn big_snapshot(services: usize, endpoints: usize) -> Snapshot {
             })
             .collect();
         snap.endpoint_slices
-            .push(strait_model::Slice::from_k8s(slice));
+            .push(strait_model::Slice::from_k8s(slice).into());
     }
     snap
 }

@@ -136,7 +136,6 @@ pub fn add_to_table(
     warnings: &mut Vec<String>,
     cache: &mut ServiceCache,
 ) -> BTreeSet<Ipv4Addr> {
-    let t0 = std::time::Instant::now();
     // The snapshot keeps Services sorted by (namespace, name), which is
     // unique; a hand-built one may not be.
     fn key(s: &Service) -> (&str, &str) {
@@ -156,7 +155,6 @@ pub fn add_to_table(
         service_cidr,
         ..Built::default()
     };
-    let t1 = t0.elapsed();
     let mut owners = ChainOwners::default();
     let mut any = false;
     cache.pieces(
@@ -172,17 +170,8 @@ pub fn add_to_table(
     if !any {
         return BTreeSet::new();
     }
-    let t2 = t0.elapsed();
     let outside = built.outside_cidr.clone();
     emit(built, table);
-    if std::env::var_os("STRAIT_T").is_some() {
-        eprintln!(
-            "TIMES svc: index+sort {:?} loop {:?} emit {:?}",
-            t1,
-            t2 - t1,
-            t0.elapsed() - t2
-        );
-    }
     outside
 }
 

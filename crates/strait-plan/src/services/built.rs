@@ -36,6 +36,8 @@ pub(super) struct Built {
     /// Grouped endpoint maps: key . index -> endpoint address . port;
     /// with the group's chain name (made once, cloned per Service).
     pub(super) groups: BTreeMap<Group, (String, Vec<(KeyVec, MapData)>)>,
+    /// The sizes of the last compile's lists, reserved up front.
+    pub(super) hint: Sizes,
     /// Per-service chains (sessionAffinity ClientIP only) by name.
     pub(super) chains: BTreeMap<String, Chain>,
     /// Endpoint chains to create (sessionAffinity ClientIP only).
@@ -73,10 +75,11 @@ impl Built {
             local,
             n: u32::try_from(eps.len()).unwrap_or(u32::MAX),
         };
-        let (chain, elements) = self
-            .groups
-            .entry(group)
-            .or_insert_with(|| (group.chain_name(), Vec::new()));
+        let hint = &self.hint;
+        let (chain, elements) = self.groups.entry(group).or_insert_with(|| {
+            let size = hint.groups.get(&group).copied().unwrap_or(0);
+            (group.chain_name(), Vec::with_capacity(size))
+        });
         elements.reserve(eps.len());
         for (i, (ip, port)) in (0u32..).zip(eps) {
             let mut k = KeyVec::with_capacity(key.len() + 1);
@@ -85,5 +88,39 @@ impl Built {
             elements.push((k, MapData::AddrPort(*ip, *port)));
         }
         Verdict::Goto(chain.clone())
+    }
+}
+
+/// How long the big lists of a compile were: the next compile reserves
+/// as much (growing 100,000 elements by doubling copies and re-hashes
+/// them a dozen times).
+#[derive(Debug, Default, Clone)]
+pub(super) struct Sizes {
+    pub(super) service_ips: usize,
+    pub(super) claimed_ips: usize,
+    pub(super) groups: BTreeMap<Group, usize>,
+}
+
+impl Built {
+    /// A Built whose lists have room for `hint`.
+    pub(super) fn with_room(hint: Sizes) -> Built {
+        let mut b = Built::default();
+        b.service_ips.reserve(hint.service_ips);
+        b.claimed_ips.reserve(hint.claimed_ips);
+        b.hint = hint;
+        b
+    }
+
+    /// The sizes of this compile's lists.
+    pub(super) fn sizes(&self) -> Sizes {
+        Sizes {
+            service_ips: self.service_ips.len(),
+            claimed_ips: self.claimed_ips.len(),
+            groups: self
+                .groups
+                .iter()
+                .map(|(g, (_, e))| (*g, e.len()))
+                .collect(),
+        }
     }
 }

@@ -39,6 +39,8 @@ pub struct ServiceCache {
     /// The last compile's cacheable pieces, in the order of its Services.
     entries: Vec<Entry>,
     last: CacheUse,
+    /// The sizes of the last compile's lists.
+    pub(super) sizes: Sizes,
 }
 
 /// More Services to build than this: index the slices by Service, instead
@@ -133,7 +135,9 @@ impl ServiceCache {
         // A few Services to build: look through the slices for each.
         // Many (the first compile, a re-list): index them once.
         let mut by_service = (cold || count > SCAN_LIMIT).then(|| index(&snap.endpoint_slices));
-        let mut old = std::mem::take(&mut self.entries).into_iter().peekable();
+        let mut old = std::mem::take(&mut self.entries);
+        self.entries.reserve(old.len());
+        let mut old = old.drain(..).peekable();
         let mut used = CacheUse::default();
         for &service in services {
             let key = strait_model::namespace_and_name(&service.metadata);

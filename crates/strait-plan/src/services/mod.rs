@@ -96,7 +96,7 @@ mod parts;
 mod piece;
 mod service;
 
-use built::Built;
+use built::{Built, Sizes};
 use cache::NodeView;
 pub use cache::{CacheUse, ServiceCache};
 use emit::emit;
@@ -153,7 +153,7 @@ pub fn add_to_table(
     let mut built = Built {
         local_pods: local_pods.to_vec(),
         service_cidr,
-        ..Built::default()
+        ..Built::with_room(cache.sizes.clone())
     };
     let mut owners = ChainOwners::default();
     let mut any = false;
@@ -167,6 +167,7 @@ pub fn add_to_table(
         },
         |piece| any |= built.add_piece(piece, warnings),
     );
+    cache.sizes = built.sizes();
     if !any {
         return BTreeSet::new();
     }

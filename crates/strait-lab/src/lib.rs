@@ -2,7 +2,8 @@
 //! network namespaces that clean up after themselves, a CNI runtime that runs
 //! a plugin or a conflist the way libcni does, and the lab itself — a whole
 //! cluster's network (nodes, router, switches, external hosts) in namespaces,
-//! with an echo server and probes to test it.
+//! with an echo server and probes to test it (and hand-built SCTP INITs over
+//! raw sockets where the kernel has SCTP NAT but no SCTP stack).
 //!
 //! It never changes the machine's own namespace: every namespace it makes is
 //! new, and every command it runs on the "host" side runs inside one of them.
@@ -15,6 +16,7 @@ pub mod error;
 pub mod fabric;
 pub mod netns;
 pub mod probe;
+pub mod sctp_raw;
 pub mod topology;
 
 pub use check::{parse_expectations, run_check, Expect, Expectation, Outcome};

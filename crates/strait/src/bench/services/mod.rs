@@ -393,7 +393,9 @@ fn ms(d: Duration) -> String {
 }
 
 /// Rounds of the connection-rate comparison.
-const RATE_ROUNDS: usize = 10;
+const RATE_ROUNDS: usize = 40;
+/// One window of the connection-rate comparison.
+const RATE_WINDOW: Duration = Duration::from_millis(250);
 /// How many times the one-endpoint change is measured (there and back).
 const CHANGE_ROUNDS: usize = 5;
 /// The pause before each measured change.
@@ -504,13 +506,8 @@ pub fn run(sizes: &[usize], write: Option<PathBuf>) -> Result<(), String> {
                 cluster_ip(n - 1).parse().map_err(|e| format!("{e}"))?,
                 80,
             );
-            let comparison = conn_rate::compare(
-                &strait.ns,
-                &single.ns,
-                target,
-                RATE_ROUNDS,
-                Duration::from_secs(1),
-            )?;
+            let comparison =
+                conn_rate::compare(&strait.ns, &single.ns, target, RATE_ROUNDS, RATE_WINDOW)?;
             rates = Some((n, comparison));
         }
     }
@@ -522,9 +519,10 @@ pub fn run(sizes: &[usize], write: Option<PathBuf>) -> Result<(), String> {
             .collect();
         let _ = writeln!(
             table,
-            "\nNew TCP connections to the last Service's ClusterIP (a node process; endpoints local; {RATE_ROUNDS} rounds of two back-to-back 1 s windows, \
+            "\nNew TCP connections to the last Service's ClusterIP (a node process; endpoints local; {RATE_ROUNDS} rounds of two back-to-back {} ms windows, \
              order alternating), {rate_n} Services vs that Service alone, per second of the client's CPU time: median of the per-round ratios \
              {:+.1}% (target within 10%; rounds: {}); medians {:.0} vs {:.0}. Per second of wall time: {:+.1}% ({:.0} vs {:.0}, shared machine).",
+            RATE_WINDOW.as_millis(),
             (c.cpu_ratio - 1.0) * 100.0,
             ratios.join(", "),
             c.a.cpu,

@@ -9,20 +9,21 @@ use serde_json::json;
 use strait_model::manifest::Kind;
 use strait_model::Object;
 
-/// A small deterministic generator (the proptest case is its seed).
-struct Rng(u64);
+/// Draws from proptest's seeded generator (the proptest case is the seed).
+struct Draw(proptest::test_runner::TestRng);
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+impl Draw {
+    fn new(seed: u64) -> Draw {
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        Draw(proptest::test_runner::TestRng::from_seed(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+            &bytes,
+        ))
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.next_u64() % n
     }
 
     fn chance(&mut self, percent: u64) -> bool {
@@ -34,7 +35,7 @@ const NAMESPACES: [&str; 2] = ["a", "b"];
 
 /// A Service from a small universe, so addresses, NodePorts and chain
 /// names collide between Services (first claim wins).
-fn service(r: &mut Rng, ns: &str, name: &str) -> Object {
+fn service(r: &mut Draw, ns: &str, name: &str) -> Object {
     let mut ports = vec![json!({"name": "http", "port": 80 + r.below(2), "protocol": "TCP"})];
     if r.chance(40) {
         let mut p = json!({"name": "dns", "port": 53, "protocol": "UDP"});
@@ -72,7 +73,7 @@ fn service(r: &mut Rng, ns: &str, name: &str) -> Object {
     Object::Service(serde_json::from_value(svc).unwrap())
 }
 
-fn slice(r: &mut Rng, ns: &str, name: &str, service: &str) -> Object {
+fn slice(r: &mut Draw, ns: &str, name: &str, service: &str) -> Object {
     let endpoints: Vec<_> = (0..r.below(4))
         .map(|_| {
             let node = format!("node-{}", 1 + r.below(2));
@@ -102,7 +103,7 @@ fn slice(r: &mut Rng, ns: &str, name: &str, service: &str) -> Object {
     )
 }
 
-fn names(r: &mut Rng) -> (&'static str, String) {
+fn names(r: &mut Draw) -> (&'static str, String) {
     (
         NAMESPACES[r.below(2) as usize],
         format!("svc-{}", r.below(8)),
@@ -111,7 +112,7 @@ fn names(r: &mut Rng) -> (&'static str, String) {
 
 /// One edit, as a source would make it: only the edited object gets a new
 /// `Arc`.
-fn edit(r: &mut Rng, snap: &mut Snapshot) {
+fn edit(r: &mut Draw, snap: &mut Snapshot) {
     let (ns, name) = names(r);
     match r.below(7) {
         0 | 1 => {
@@ -164,7 +165,7 @@ proptest! {
 
     #[test]
     fn cached_compiles_equal_fresh_ones(seed in any::<u64>()) {
-        let mut r = Rng(seed | 1);
+        let mut r = Draw::new(seed);
         let mut snap = Snapshot::default();
         let mut cache = ServiceCache::default();
         for step in 0..60 {
@@ -183,7 +184,7 @@ proptest! {
 
 /// Service `s` of [`big`]: one ClusterIP each, no affinity (so every
 /// piece is cacheable).
-fn plain_service(r: &mut Rng, s: usize) -> Object {
+fn plain_service(r: &mut Draw, s: usize) -> Object {
     let mut svc = service(r, "a", &format!("svc-{s:05}"));
     if let Object::Service(svc) = &mut svc {
         let spec = svc.spec.as_mut().unwrap();
@@ -194,7 +195,7 @@ fn plain_service(r: &mut Rng, s: usize) -> Object {
 }
 
 fn big(services: usize) -> Snapshot {
-    let mut r = Rng(7);
+    let mut r = Draw::new(7);
     let mut snap = Snapshot::default();
     for s in 0..services {
         let name = format!("svc-{s:05}");
@@ -227,7 +228,7 @@ fn only_what_changed_is_built_again() {
         }
     );
     // One slice changes; then one Service; then one goes.
-    let mut r = Rng(11);
+    let mut r = Draw::new(11);
     snap.apply(slice(&mut r, "a", "svc-00123-0", "svc-00123"));
     tables(&snap, 1, &mut cache);
     assert_eq!(cache.last_use().built, 1);

@@ -12,7 +12,8 @@
 //! (peers' LocalNodes derived from their Node objects). Failing to write is
 //! logged by the caller and never fails a sync.
 
-use crate::node_file::write_if_changed;
+use crate::node_file::{write_if_changed, write_stream_if_changed};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use strait_model::{AgentConfig, Snapshot};
@@ -32,25 +33,23 @@ pub fn dir_for(node_file: &Path) -> PathBuf {
 }
 
 /// `---` and one JSON document per object, straight from the snapshot's
-/// lists (no copy of the objects: at 10,000 Services a clone of the
-/// snapshot was most of the agent's peak memory).
-fn snapshot_text(snap: &Snapshot) -> serde_json::Result<String> {
-    fn push<T: serde::Serialize>(out: &mut String, list: &[T]) -> serde_json::Result<()> {
+/// lists into `out` (neither a copy of the objects nor the whole text in
+/// memory: at 10,000 Services the text is 10 MB).
+fn write_snapshot(out: &mut dyn Write, snap: &Snapshot) -> std::io::Result<()> {
+    fn push<T: serde::Serialize>(out: &mut dyn Write, list: &[T]) -> std::io::Result<()> {
         for o in list {
-            out.push_str("---\n");
-            out.push_str(&serde_json::to_string(o)?);
-            out.push('\n');
+            out.write_all(b"---\n")?;
+            serde_json::to_writer(&mut *out, o)?;
+            out.write_all(b"\n")?;
         }
         Ok(())
     }
-    let mut out = String::new();
-    push(&mut out, &snap.namespaces)?;
-    push(&mut out, &snap.nodes)?;
-    push(&mut out, &snap.pods)?;
-    push(&mut out, &snap.services)?;
-    push(&mut out, &snap.endpoint_slices)?;
-    push(&mut out, &snap.network_policies)?;
-    Ok(out)
+    push(out, &snap.namespaces)?;
+    push(out, &snap.nodes)?;
+    push(out, &snap.pods)?;
+    push(out, &snap.services)?;
+    push(out, &snap.endpoint_slices)?;
+    push(out, &snap.network_policies)
 }
 
 /// Writes the three files into `dir`.
@@ -63,14 +62,11 @@ pub fn write(
     let fail = |what: &str, e: &dyn std::fmt::Display| format!("{}/{what}: {e}", dir.display());
     let cfg_text = serde_json::to_string_pretty(cfg).map_err(|e| fail(CONFIG_FILE, &e))?;
     let local_text = serde_json::to_string_pretty(local).map_err(|e| fail(LOCAL_NODE_FILE, &e))?;
-    let snap_text = snapshot_text(snap).map_err(|e| fail(SNAPSHOT_FILE, &e))?;
-    for (name, text) in [
-        (CONFIG_FILE, cfg_text),
-        (LOCAL_NODE_FILE, local_text),
-        (SNAPSHOT_FILE, snap_text),
-    ] {
+    for (name, text) in [(CONFIG_FILE, cfg_text), (LOCAL_NODE_FILE, local_text)] {
         write_if_changed(&dir.join(name), &text).map_err(|e| fail(name, &e))?;
     }
+    write_stream_if_changed(&dir.join(SNAPSHOT_FILE), |out| write_snapshot(out, snap))
+        .map_err(|e| fail(SNAPSHOT_FILE, &e))?;
     Ok(())
 }
 

@@ -393,7 +393,7 @@ fn ms(d: Duration) -> String {
 }
 
 /// Rounds of the connection-rate comparison.
-const RATE_ROUNDS: usize = 40;
+const RATE_ROUNDS: usize = 120;
 /// One window of the connection-rate comparison.
 const RATE_WINDOW: Duration = Duration::from_millis(250);
 /// How many times the one-endpoint change is measured (there and back).

@@ -1,7 +1,7 @@
 //! Services end to end in the lab (issue 4): ClusterIP load spread with the
 //! client's address kept, NodePort from outside the cluster, node processes
 //! and hostNetwork pods reaching Service addresses (the OUTPUT hook), reject
-//! when a Service has no endpoints, hairpin, UDP.
+//! when a Service has no endpoints, hairpin, UDP, traffic policies, session affinity.
 
 mod common;
 
@@ -224,6 +224,63 @@ fn udp_clients_recover_and_scale_down_is_quick() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// internalTrafficPolicy Local: traffic from inside the cluster goes only
+/// to endpoints on the client's own node; a node with none drops it (as
+/// kube-proxy does), even though endpoints exist elsewhere.
+#[test]
+fn internal_traffic_policy_local_stays_on_the_node() {
+    let lab = up();
+    let extra = "---
+apiVersion: v1
+kind: Pod
+metadata: {name: only-2, namespace: s, labels: {app: only}}
+spec: {nodeName: node-2, containers: [{name: c, image: x, ports: [{containerPort: 8080}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: near, namespace: s}
+spec:
+  selector: {app: web}
+  internalTrafficPolicy: Local
+  ports: [{port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: far, namespace: s}
+spec:
+  selector: {app: only}
+  internalTrafficPolicy: Local
+  ports: [{port: 80, targetPort: 8080}]
+";
+    lab.apply(&(WORKLOAD.to_owned() + extra));
+    lab.eventually(10, "near answers from node-1", || {
+        lab.probe("pod/s/client", "svc/s/near", 80, Proto::Tcp)
+            .answer()
+            .is_some()
+    });
+    // From node-1 (a pod) and node-2 (a node process): always the local one.
+    for (from, local) in [("pod/s/client", "s/web-1"), ("node/node-2", "s/web-2")] {
+        let mut answered = BTreeSet::new();
+        for _ in 0..16 {
+            let line = lab.reach(from, "svc/s/near", 80, Proto::Tcp);
+            answered.insert(line.split_whitespace().next().unwrap().to_owned());
+        }
+        assert_eq!(
+            answered,
+            BTreeSet::from([local.to_owned()]),
+            "{from} left its node"
+        );
+    }
+    // node-1 has no endpoint of `far`: dropped there, served on node-2.
+    let line = lab.reach("node/node-2", "svc/s/far", 80, Proto::Tcp);
+    assert_eq!(line.split_whitespace().next(), Some("s/only-2"), "{line}");
+    let r = lab.probe("pod/s/client", "svc/s/far", 80, Proto::Tcp);
+    assert!(
+        r.answer().is_none(),
+        "node-1 sent internalTrafficPolicy Local traffic off the node: {r}"
+    );
 }
 
 /// sessionAffinity ClientIP: a client keeps its backend across connections.

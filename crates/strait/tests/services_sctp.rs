@@ -231,3 +231,71 @@ fn sctp_cluster_ip_is_dnated_with_the_client_address_kept() {
         "{answer:?}"
     );
 }
+
+/// A forwarded packet conntrack marks INVALID (here an SCTP INIT with a bad
+/// checksum, sent pod to pod across nodes) is dropped by the node, so it
+/// cannot leave un-NATed; a good INIT on the same path arrives.
+#[test]
+fn invalid_packets_are_not_forwarded() {
+    let lab = common::up(|_| {});
+    lab.apply(WORKLOAD);
+    let state = lab.cluster.fabric.state(&lab.topo.name).unwrap();
+    let netns = |spec: &str| lab.cluster.endpoint(&state, spec).unwrap().netns;
+    let ipv4 = |spec: &str| match lab.cluster.endpoint(&state, spec).unwrap().ip {
+        Some(IpAddr::V4(ip)) => ip,
+        other => panic!("{spec}: no IPv4 address: {other:?}"),
+    };
+    let client = SctpRawSocket::open_in(&netns("pod/s/client")).unwrap();
+    let far = ipv4("pod/s/assoc-2");
+    let endpoints = [Endpoint {
+        label: "s/assoc-2",
+        ip: far,
+        sock: SctpRawSocket::open_in(&netns("pod/s/assoc-2")).unwrap(),
+    }];
+    let direct = |n: u16| Init {
+        dst_port: TARGET_PORT,
+        ..init(n)
+    };
+    // The drop is part of the Service rules: wait until node-1 has them.
+    lab.eventually(10, "node-1 drops invalid packets", || {
+        lab.node_exec(
+            "node-1",
+            &["nft", "list", "chain", "inet", "strait", "filter-forward"],
+        )
+        .contains("ct state invalid drop")
+    });
+    let mut n = 0;
+    let mut damaged_tags = BTreeSet::new();
+    let start = Instant::now();
+    // Damaged, then good, each pair its own associations, until a good one
+    // has arrived (and so every damaged one sent before it would have).
+    let seen = loop {
+        let mut damaged = init_packet(&direct(n));
+        damaged[8] ^= 0xff;
+        client.send(far, &damaged).unwrap();
+        damaged_tags.insert(direct(n).initiate_tag);
+        client.send_init(far, &direct(n + 1)).unwrap();
+        n += 2;
+        let got = collect(&endpoints, Duration::from_millis(500), |s| {
+            s.keys().any(|t| !damaged_tags.contains(t))
+        });
+        if got.keys().any(|t| !damaged_tags.contains(t)) || start.elapsed() > WAIT {
+            break got;
+        }
+    };
+    let good: Vec<&SctpSeen> = seen
+        .iter()
+        .filter(|(t, _)| !damaged_tags.contains(t))
+        .map(|(_, (_, p))| p)
+        .collect();
+    assert!(!good.is_empty(), "no good INIT reached {far} in {WAIT:?}");
+    assert!(good
+        .iter()
+        .all(|p| p.dst == SocketAddrV4::new(far, TARGET_PORT)));
+    let leaked: Vec<&SctpSeen> = seen
+        .iter()
+        .filter(|(t, _)| damaged_tags.contains(t))
+        .map(|(_, (_, p))| p)
+        .collect();
+    assert!(leaked.is_empty(), "invalid packets forwarded: {leaked:?}");
+}

@@ -103,13 +103,14 @@ impl Publisher {
             .name("trace-state".into())
             .spawn(move || loop {
                 let (lock, ready) = &*theirs;
-                let mut next = lock.lock().unwrap_or_else(|e| e.into_inner());
-                while next.is_none() {
-                    next = ready.wait(next).unwrap_or_else(|e| e.into_inner());
+                let held = lock.lock().unwrap_or_else(|e| e.into_inner());
+                let job = ready
+                    .wait_while(held, |next| next.is_none())
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                if let Some(job) = job {
+                    publish(&job.node_file, &job.cfg, &job.local, &job.snap);
                 }
-                let Some(job) = next.take() else { continue };
-                drop(next);
-                publish(&job.node_file, &job.cfg, &job.local, &job.snap);
             });
         match spawned {
             Ok(_) => Publisher { slot: Some(slot) },

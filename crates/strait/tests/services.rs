@@ -13,6 +13,18 @@ fn up() -> common::Lab {
     common::up(|_| {})
 }
 
+/// The pod that answered (the echo server's line starts with it).
+fn answerer(line: &str) -> String {
+    line.split_whitespace().next().unwrap().to_owned()
+}
+
+/// The pods that answered `times` TCP connections from `from` to `to`.
+fn answerers(lab: &common::Lab, from: &str, to: &str, port: u16, times: usize) -> BTreeSet<String> {
+    (0..times)
+        .map(|_| answerer(&lab.reach(from, to, port, Proto::Tcp)))
+        .collect()
+}
+
 const WORKLOAD: &str = "
 apiVersion: v1
 kind: Pod
@@ -72,7 +84,7 @@ fn services_end_to_end() {
             line.contains(&format!(" {client}:")),
             "client address not kept: {line}"
         );
-        answered.insert(line.split_whitespace().next().unwrap().to_owned());
+        answered.insert(answerer(&line));
     }
     assert_eq!(
         answered,
@@ -262,11 +274,7 @@ spec:
     });
     // From node-1 (a pod) and node-2 (a node process): always the local one.
     for (from, local) in [("pod/s/client", "s/web-1"), ("node/node-2", "s/web-2")] {
-        let mut answered = BTreeSet::new();
-        for _ in 0..16 {
-            let line = lab.reach(from, "svc/s/near", 80, Proto::Tcp);
-            answered.insert(line.split_whitespace().next().unwrap().to_owned());
-        }
+        let answered = answerers(&lab, from, "svc/s/near", 80, 16);
         assert_eq!(
             answered,
             BTreeSet::from([local.to_owned()]),
@@ -292,18 +300,10 @@ fn session_affinity_keeps_one_backend() {
         .apply(&lab.topo.name, &(WORKLOAD.to_owned() + sticky), "w")
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let mut answered = BTreeSet::new();
-    for _ in 0..20 {
-        let line = lab.reach("pod/s/client", "svc/s/sticky", 80, Proto::Tcp);
-        answered.insert(line.split_whitespace().next().unwrap().to_owned());
-    }
+    let answered = answerers(&lab, "pod/s/client", "svc/s/sticky", 80, 20);
     assert_eq!(answered.len(), 1, "affinity broken: {answered:?}");
     // Another client may land elsewhere, but also stays put.
-    let mut other = BTreeSet::new();
-    for _ in 0..10 {
-        let line = lab.reach("node/node-2", "svc/s/sticky", 80, Proto::Tcp);
-        other.insert(line.split_whitespace().next().unwrap().to_owned());
-    }
+    let other = answerers(&lab, "node/node-2", "svc/s/sticky", 80, 10);
     assert_eq!(
         other.len(),
         1,
@@ -335,7 +335,7 @@ fn off_cluster_clients_and_unknown_service_addresses() {
             !line.contains(" 192.168.2.10:"),
             "off-cluster client not masqueraded: {line}"
         );
-        answered.insert(line.split_whitespace().next().unwrap().to_owned());
+        answered.insert(answerer(&line));
     }
     assert_eq!(
         answered,
@@ -399,7 +399,7 @@ fn cluster_ips_outside_the_service_cidr() {
                 !line.contains(" 192.168.2.10:"),
                 "{from}: off-cluster client not masqueraded: {line}"
             );
-            answered.insert(line.split_whitespace().next().unwrap().to_owned());
+            answered.insert(answerer(&line));
         }
     }
     assert_eq!(

@@ -59,6 +59,21 @@ fn init(n: u16) -> Init {
     }
 }
 
+/// The network namespace of a lab endpoint (`pod/s/client`, ...).
+fn netns(lab: &common::Lab, spec: &str) -> std::path::PathBuf {
+    let state = lab.cluster.fabric.state(&lab.topo.name).unwrap();
+    lab.cluster.endpoint(&state, spec).unwrap().netns
+}
+
+/// The IPv4 address of a lab endpoint (a pod, or a Service's ClusterIP).
+fn ipv4(lab: &common::Lab, spec: &str) -> Ipv4Addr {
+    let state = lab.cluster.fabric.state(&lab.topo.name).unwrap();
+    match lab.cluster.endpoint(&state, spec).unwrap().ip {
+        Some(IpAddr::V4(ip)) => ip,
+        other => panic!("{spec}: no IPv4 address: {other:?}"),
+    }
+}
+
 struct Endpoint {
     label: &'static str,
     ip: Ipv4Addr,
@@ -99,12 +114,10 @@ fn collect(
 fn sctp_cluster_ip_is_dnated_with_the_client_address_kept() {
     let lab = common::up(|_| {});
     lab.apply(WORKLOAD);
-    let state = lab.cluster.fabric.state(&lab.topo.name).unwrap();
-    let netns = |spec: &str| lab.cluster.endpoint(&state, spec).unwrap().netns;
-    let ipv4 = |spec: &str| match lab.cluster.endpoint(&state, spec).unwrap().ip {
-        Some(IpAddr::V4(ip)) => ip,
-        other => panic!("{spec}: no IPv4 address: {other:?}"),
-    };
+    let (netns, ipv4) = (
+        |spec: &str| netns(&lab, spec),
+        |spec: &str| ipv4(&lab, spec),
+    );
     let client_ip = ipv4("pod/s/client");
     let vip = ipv4("svc/s/assoc");
     let client = SctpRawSocket::open_in(&netns("pod/s/client")).unwrap();
@@ -239,12 +252,10 @@ fn sctp_cluster_ip_is_dnated_with_the_client_address_kept() {
 fn invalid_packets_are_not_forwarded() {
     let lab = common::up(|_| {});
     lab.apply(WORKLOAD);
-    let state = lab.cluster.fabric.state(&lab.topo.name).unwrap();
-    let netns = |spec: &str| lab.cluster.endpoint(&state, spec).unwrap().netns;
-    let ipv4 = |spec: &str| match lab.cluster.endpoint(&state, spec).unwrap().ip {
-        Some(IpAddr::V4(ip)) => ip,
-        other => panic!("{spec}: no IPv4 address: {other:?}"),
-    };
+    let (netns, ipv4) = (
+        |spec: &str| netns(&lab, spec),
+        |spec: &str| ipv4(&lab, spec),
+    );
     let client = SctpRawSocket::open_in(&netns("pod/s/client")).unwrap();
     let far = ipv4("pod/s/assoc-2");
     let endpoints = [Endpoint {

@@ -87,29 +87,25 @@ impl ServiceCache {
     }
 
     /// The Services whose slices differ between the last snapshot and
-    /// `now` (by namespace), and the number of them; `now` becomes the last.
-    fn changed_slices(&mut self, now: &[Arc<Slice>]) -> (Dirty, usize) {
+    /// `now` (by namespace); `now` becomes the last.
+    fn changed_slices(&mut self, now: &[Arc<Slice>]) -> Dirty {
         let mut dirty = Dirty::new();
         let unchanged = self.slices.len() == now.len()
             && self.slices.iter().zip(now).all(|(a, b)| Arc::ptr_eq(a, b));
         if unchanged {
-            return (dirty, 0);
+            return dirty;
         }
         let (was, is) = (addresses(&self.slices), addresses(now));
         let gone = self.slices.iter().filter(|s| !is.contains(&Arc::as_ptr(s)));
         let new = now.iter().filter(|s| !was.contains(&Arc::as_ptr(s)));
-        let mut count = 0;
         for (ns, svc) in gone.chain(new).filter_map(|s| owner(s)) {
-            if dirty
+            dirty
                 .entry(ns.to_string())
                 .or_default()
-                .insert(svc.to_string())
-            {
-                count += 1;
-            }
+                .insert(svc.to_string());
         }
         self.slices = now.to_vec();
-        (dirty, count)
+        dirty
     }
 
     /// The pieces of `services` (sorted by namespace and name) over the
@@ -130,11 +126,14 @@ impl ServiceCache {
                 ..ServiceCache::default()
             };
         }
-        let cold = self.entries.is_empty();
-        let (dirty, count) = self.changed_slices(&snap.endpoint_slices);
-        // A few Services to build: look through the slices for each.
-        // Many (the first compile, a re-list): index them once.
-        let mut by_service = (cold || count > SCAN_LIMIT).then(|| index(&snap.endpoint_slices));
+        // A few Services to build: look through the slices for each. Many
+        // (the first compile, a re-list): index them once, up front when
+        // the cache is empty, else when the count passes SCAN_LIMIT.
+        let mut by_service = self
+            .entries
+            .is_empty()
+            .then(|| index(&snap.endpoint_slices));
+        let dirty = self.changed_slices(&snap.endpoint_slices);
         let mut old = std::mem::take(&mut self.entries);
         self.entries.reserve(old.len());
         let mut old = old.drain(..).peekable();
